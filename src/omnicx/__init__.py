@@ -1,0 +1,3 @@
+"""OmniCX: a self-hosted omnichannel customer-experience platform."""
+
+__version__ = "0.1.0"

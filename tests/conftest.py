@@ -52,7 +52,9 @@ async def _pg_exec(sql: str) -> None:
 
 
 @pytest.fixture(scope="session", params=BACKENDS)
-def database_url(request: pytest.FixtureRequest, tmp_path_factory: pytest.TempPathFactory) -> Iterator[str]:
+def database_url(
+    request: pytest.FixtureRequest, tmp_path_factory: pytest.TempPathFactory
+) -> Iterator[str]:
     """A migrated, empty database of each backend, for the whole session."""
     if request.param == "sqlite":
         path = tmp_path_factory.mktemp("db") / "omnicx.db"
@@ -72,7 +74,7 @@ def database_url(request: pytest.FixtureRequest, tmp_path_factory: pytest.TempPa
 
 @pytest.fixture
 def settings(database_url: str) -> Settings:
-    return Settings(database_url=database_url, env="test", secret_key=SECRET)  # type: ignore[arg-type]
+    return Settings(database_url=database_url, env="test", secret_key=SECRET)
 
 
 async def truncate(db: Database) -> None:
@@ -115,7 +117,9 @@ async def new_write_key(db: Database, name: str = "web", kind: SourceKind = Sour
 
 async def new_token(db: Database, role: Role, store_id: str | None = None) -> str:
     async def work(session: AsyncSession) -> str:
-        return (await create_token(session, name=f"{role.value}-test", role=role, store_id=store_id))[1]
+        return (
+            await create_token(session, name=f"{role.value}-test", role=role, store_id=store_id)
+        )[1]
 
     token: str = await db.transaction(work)
     return token

@@ -14,6 +14,8 @@ from omnicx.ingest.router import router as ingest_router
 from omnicx.profiles.router import router as profiles_router
 from omnicx.settings import Settings, get_settings
 
+ROUTERS = (ingest_router, profiles_router)
+
 
 def create_app(settings: Settings | None = None, *, database: Database | None = None) -> FastAPI:
     """Build the app; ``database`` lets a caller share its engine (tests do)."""
@@ -34,8 +36,8 @@ def create_app(settings: Settings | None = None, *, database: Database | None = 
     app.state.db = db
     app.state.settings = settings
     install_error_handlers(app)
-    app.include_router(ingest_router)
-    app.include_router(profiles_router)
+    for router in ROUTERS:
+        app.include_router(router)
 
     @app.get("/healthz", tags=["ops"])
     async def healthz() -> dict[str, str]:

@@ -1,0 +1,65 @@
+"""Every staff route × every role: allowed roles get past auth, the others get a 403.
+
+The roles come from the routes themselves (``require(...)`` keeps them); this table only says how
+to call each route, and a route missing from it fails the test, so none can be forgotten.
+"""
+
+from __future__ import annotations
+
+from typing import Any
+
+import httpx
+import pytest
+from fastapi.routing import APIRoute
+
+from omnicx.app import ROUTERS
+from omnicx.auth.service import Role
+from omnicx.db import Database
+from tests.conftest import new_token
+
+CALLS: dict[tuple[str, str], dict[str, Any]] = {
+    ("GET", "/api/profiles"): {"url": "/api/profiles?q=someone"},
+    ("GET", "/api/profiles/{external_id}"): {"url": "/api/profiles/user_id:someone"},
+    ("GET", "/api/profiles/{external_id}/events"): {"url": "/api/profiles/user_id:someone/events"},
+    ("PUT", "/api/profiles/{external_id}/consent"): {
+        "url": "/api/profiles/user_id:someone/consent",
+        "json": {"consents": [{"channel": "email", "status": "granted"}]},
+    },
+    ("GET", "/api/profiles/{external_id}/export"): {"url": "/api/profiles/user_id:someone/export"},
+    ("DELETE", "/api/profiles/{external_id}"): {"url": "/api/profiles/user_id:someone"},
+}
+
+
+def staff_routes() -> dict[tuple[str, str], frozenset[Role]]:
+    table: dict[tuple[str, str], frozenset[Role]] = {}
+    for route in (r for router in ROUTERS for r in router.routes):
+        if not isinstance(route, APIRoute) or not route.path.startswith("/api"):
+            continue
+        roles = [
+            dep.call.roles  # type: ignore[union-attr]
+            for dep in route.dependant.dependencies
+            if hasattr(dep.call, "roles")
+        ]
+        assert len(roles) == 1, f"{route.path} must declare its roles exactly once"
+        for method in route.methods or ():
+            table[(method, route.path)] = roles[0]
+    return table
+
+
+def test_every_staff_route_is_in_the_table() -> None:
+    assert set(staff_routes()) == set(CALLS)
+
+
+@pytest.mark.parametrize("role", list(Role))
+async def test_role_matrix(client: httpx.AsyncClient, db: Database, role: Role) -> None:
+    headers = {"Authorization": f"Bearer {await new_token(db, role, store_id='oslo-1')}"}
+    for (method, path), allowed in staff_routes().items():
+        call = CALLS[(method, path)]
+        response = await client.request(method, call["url"], json=call.get("json"), headers=headers)
+        if role in allowed:
+            assert response.status_code in (200, 404), (method, path, role, response.text)
+        else:
+            assert response.status_code == 403, (method, path, role, response.text)
+            assert response.json()["error"]["code"] == "forbidden"
+        anonymous = await client.request(method, call["url"], json=call.get("json"))
+        assert anonymous.status_code == 401

@@ -26,9 +26,9 @@ import uuid
 from collections.abc import Iterable, Iterator, Sequence
 from dataclasses import dataclass, field
 from datetime import datetime
-from typing import Any
+from typing import Any, cast
 
-from sqlalchemy import select, text, tuple_, update
+from sqlalchemy import Table, and_, bindparam, or_, select, text, update
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from omnicx.db import dialect_insert
@@ -355,10 +355,16 @@ async def _owners(
 ) -> dict[Identifier, str]:
     owners: dict[Identifier, str] = {}
     for part in chunks(identifiers):
+        by_type: dict[str, list[str]] = {}
+        for id_type, value in part:
+            by_type.setdefault(id_type, []).append(value)
+        # "type = ? AND value IN (...)" per type searches the unique (type, value) index on both
+        # databases; SQLite answers a row-value IN list by scanning the whole table.
+        match = or_(
+            *(and_(Identity.type == t, Identity.value.in_(vs)) for t, vs in by_type.items())
+        )
         result = await session.execute(
-            select(Identity.type, Identity.value, Identity.profile_id).where(
-                tuple_(Identity.type, Identity.value).in_(list(part))
-            )
+            select(Identity.type, Identity.value, Identity.profile_id).where(match)
         )
         owners.update({(t, v): pid for t, v, pid in result})
     return owners
@@ -512,16 +518,22 @@ async def _insert_events(
         }
         for i, pid in final.items()
     ]
+    # "raw": one Core executemany. The ORM's bulk insert would split the rows into a statement
+    # per run of rows with the same non-null columns, dozens a batch.
     stmt = (
         dialect_insert(session, Event)
         .on_conflict_do_nothing(index_elements=["source_id", "message_id"])
         .returning(Event.message_id)
+        .execution_options(dml_strategy="raw")
     )
     inserted: set[str] = set()
     for part in chunks(rows, 500):
         result = await session.execute(stmt, list(part))
         inserted.update(result.scalars())
     return {i for i in final if events[i].message_id in inserted}
+
+
+_PROFILE_STATE = ("traits", "trait_times", "channels", "first_seen", "last_seen")
 
 
 async def _update_profiles(
@@ -551,17 +563,18 @@ async def _update_profiles(
         row["dirty"] = True
     changed = [r for r in live.values() if r.get("dirty")]
     if changed:
+        # Core, not the ORM's bulk update by primary key, which costs more per row than the
+        # UPDATE itself.
+        profiles = cast(Table, Profile.__table__)
+        stmt = (
+            update(profiles)
+            .where(profiles.c.id == bindparam("profile_id"))
+            .values({name: bindparam(name) for name in _PROFILE_STATE})
+        )
         await session.execute(
-            update(Profile),
+            stmt,
             [
-                {
-                    "id": r["id"],
-                    "traits": dict(r["traits"]),
-                    "trait_times": dict(r["trait_times"]),
-                    "channels": {k: dict(v) for k, v in r["channels"].items()},
-                    "first_seen": r["first_seen"],
-                    "last_seen": r["last_seen"],
-                }
+                {"profile_id": r["id"], **{name: r[name] for name in _PROFILE_STATE}}
                 for r in changed
             ],
         )

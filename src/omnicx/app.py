@@ -2,29 +2,47 @@
 
 from __future__ import annotations
 
+import asyncio
 from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager
 
 from fastapi import FastAPI
 
-from omnicx import __version__
+from omnicx import __version__, commerce, worker
+from omnicx.commerce.router import router as commerce_router
 from omnicx.db import Database
 from omnicx.errors import install_error_handlers
+from omnicx.hooks import Hooks
 from omnicx.ingest.router import router as ingest_router
 from omnicx.profiles.router import router as profiles_router
 from omnicx.settings import Settings, get_settings
 
-ROUTERS = (ingest_router, profiles_router)
+ROUTERS = (ingest_router, profiles_router, commerce_router)
+
+
+def build_hooks(settings: Settings) -> Hooks:
+    """Every capability's reactions, registered once per process."""
+    hooks = Hooks()
+    commerce.register(hooks, settings)
+    return hooks
 
 
 def create_app(settings: Settings | None = None, *, database: Database | None = None) -> FastAPI:
     """Build the app; ``database`` lets a caller share its engine (tests do)."""
     settings = settings or (database.settings if database else get_settings())
     db = database or Database(settings)
+    hooks = build_hooks(settings)
 
     @asynccontextmanager
     async def lifespan(_app: FastAPI) -> AsyncIterator[None]:
+        stop = asyncio.Event()
+        task = (
+            asyncio.create_task(worker.run(db, hooks, stop)) if settings.embedded_worker else None
+        )
         yield
+        stop.set()
+        if task is not None:
+            await task
         await db.dispose()
 
     app = FastAPI(
@@ -35,6 +53,7 @@ def create_app(settings: Settings | None = None, *, database: Database | None = 
     )
     app.state.db = db
     app.state.settings = settings
+    app.state.hooks = hooks
     install_error_handlers(app)
     for router in ROUTERS:
         app.include_router(router)

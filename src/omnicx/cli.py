@@ -3,7 +3,9 @@
 from __future__ import annotations
 
 import asyncio
+import logging
 from collections.abc import Awaitable, Callable
+from pathlib import Path
 from typing import Annotated, TypeVar
 
 import typer
@@ -24,6 +26,8 @@ token_app = typer.Typer(help="Staff API tokens.", no_args_is_help=True)
 app.add_typer(db_app, name="db")
 app.add_typer(source_app, name="source")
 app.add_typer(token_app, name="token")
+import_app = typer.Typer(help="CSV imports (safe to run again).", no_args_is_help=True)
+app.add_typer(import_app, name="import")
 err = Console(stderr=True)
 T = TypeVar("T")
 
@@ -47,6 +51,78 @@ def serve(
         port=port or settings.port,
         log_level="info",
     )
+
+
+@app.command("worker")
+def run_worker() -> None:
+    """Run the background worker (due timers) until interrupted; run as many as you like."""
+    import signal
+
+    from omnicx import worker
+    from omnicx.app import build_hooks
+
+    async def main() -> None:
+        settings = get_settings()
+        db = Database(settings)
+        stop = asyncio.Event()
+        loop = asyncio.get_running_loop()
+        for sig in (signal.SIGINT, signal.SIGTERM):
+            loop.add_signal_handler(sig, stop.set)
+        try:
+            await worker.run(db, build_hooks(settings), stop)
+        finally:
+            await db.dispose()
+
+    logging.basicConfig(level=logging.INFO, format="%(asctime)s %(levelname)s %(name)s %(message)s")
+    asyncio.run(main())
+
+
+def _run_import(kind: str, path: Path) -> None:
+    from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn
+
+    from omnicx.app import build_hooks
+    from omnicx.commerce import imports
+
+    async def main(progress: Progress) -> imports.ImportReport:
+        settings = get_settings()
+        db = Database(settings)
+        task = progress.add_task(f"{kind} from {path.name}", total=None)
+
+        def advance(done: int, total: int) -> None:
+            progress.update(task, completed=done, total=total)
+
+        try:
+            if kind == "products":
+                return await imports.import_products(db, path, advance)
+            return await imports.import_orders(db, build_hooks(settings), path, advance)
+        finally:
+            await db.dispose()
+
+    if not path.is_file():
+        raise typer.BadParameter(f"{path} is not a file", param_hint="FILE")
+    columns = (TextColumn("{task.description}"), BarColumn(), MofNCompleteColumn())
+    with Progress(*columns, console=err) as progress:
+        report = asyncio.run(main(progress))
+    for line in report.errors[:50]:
+        err.print(f"[yellow]skipped[/yellow] {line}")
+    err.print(
+        f"{report.rows} rows: {report.stored} stored, {report.unchanged} already there, "
+        f"{len(report.errors)} skipped"
+    )
+    if report.errors:
+        raise typer.Exit(1)
+
+
+@import_app.command("products")
+def import_products(path: Annotated[Path, typer.Argument(metavar="FILE.csv")]) -> None:
+    """Upsert the catalogue from a CSV (id, sku, name, price, currency, category, …)."""
+    _run_import("products", path)
+
+
+@import_app.command("orders")
+def import_orders(path: Annotated[Path, typer.Argument(metavar="FILE.csv")]) -> None:
+    """Import past orders from a CSV, one line item per row (order_id, placed_at, user_id…)."""
+    _run_import("orders", path)
 
 
 @db_app.command("upgrade")

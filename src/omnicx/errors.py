@@ -37,11 +37,14 @@ def error_body(code: str, message: str, **extra: Any) -> dict[str, Any]:
 
 def install_error_handlers(app: FastAPI) -> None:
     @app.exception_handler(ApiError)
-    async def _api_error(_request: Request, exc: ApiError) -> JsonResponse:
+    async def _api_error(request: Request, exc: ApiError) -> JsonResponse:
         headers = {"WWW-Authenticate": "Bearer"} if exc.status == 401 else None
-        return JsonResponse(
-            error_body(exc.code, exc.message, **exc.extra), exc.status, headers=headers
-        )
+        body = error_body(exc.code, exc.message, **exc.extra)
+        if request.url.path.startswith("/v1/"):
+            # Tracking SDKs read `code` and `message` at the top level (RudderStack's retries
+            # forever on a 4xx without them), so ingest errors carry both shapes.
+            body.update(success=False, code=exc.code, message=exc.message)
+        return JsonResponse(body, exc.status, headers=headers)
 
     @app.exception_handler(RequestValidationError)
     async def _invalid(_request: Request, exc: RequestValidationError) -> JsonResponse:

@@ -1,7 +1,9 @@
 """Every package's tables, imported once so ``Base.metadata`` is complete for Alembic."""
 
+from omnicx import timers
 from omnicx.auth import models as auth_models
+from omnicx.commerce import models as commerce_models
 from omnicx.db import Base
 from omnicx.profiles import models as profile_models
 
-__all__ = ["Base", "auth_models", "profile_models"]
+__all__ = ["Base", "auth_models", "commerce_models", "profile_models", "timers"]

@@ -48,6 +48,13 @@ class Settings(BaseSettings):
     port: int = Field(8000, description="Port `omnicx serve` listens on.")
     db_pool_size: int = Field(10, description="PostgreSQL connections per process.")
 
+    embedded_worker: bool = Field(
+        True, description="Run the background worker inside `omnicx serve` too."
+    )
+    worker_poll_seconds: float = Field(
+        0.25, description="How long an idle worker waits before looking for due work again."
+    )
+
     identity_limits: dict[str, int] = Field(
         default_factory=lambda: {"user_id": 1},
         description="Most identifiers of a type one profile may hold, as JSON "
@@ -65,6 +72,13 @@ class Settings(BaseSettings):
     )
     default_phone_region: str = Field(
         "US", description="Region assumed for phone numbers written without a country code."
+    )
+
+    cart_abandon_minutes: int = Field(
+        60, ge=1, description="Idle minutes after which an open cart is abandoned."
+    )
+    pickup_reminder_hours: int = Field(
+        24, ge=0, description="Hours before a pickup's hold expires that the reminder fires."
     )
 
     max_event_bytes: int = Field(32 * 1024, description="Largest single event accepted.")

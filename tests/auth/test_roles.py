@@ -27,6 +27,19 @@ CALLS: dict[tuple[str, str], dict[str, Any]] = {
     },
     ("GET", "/api/profiles/{external_id}/export"): {"url": "/api/profiles/user_id:someone/export"},
     ("DELETE", "/api/profiles/{external_id}"): {"url": "/api/profiles/user_id:someone"},
+    ("GET", "/api/profiles/{external_id}/orders"): {"url": "/api/profiles/user_id:x/orders"},
+    ("GET", "/api/profiles/{external_id}/cart"): {"url": "/api/profiles/user_id:x/cart"},
+    ("GET", "/api/profiles/{external_id}/wishlist"): {"url": "/api/profiles/user_id:x/wishlist"},
+    ("GET", "/api/orders/{order_id}"): {"url": "/api/orders/O-404"},
+    ("POST", "/api/orders/{order_id}/transitions"): {
+        "url": "/api/orders/O-404/transitions",
+        "json": {"to": "picking"},
+    },
+    ("GET", "/api/stores"): {"url": "/api/stores"},
+    ("PUT", "/api/stores/{store_id}"): {"url": "/api/stores/oslo-1", "json": {"name": "Oslo"}},
+    ("GET", "/api/stores/{store_id}/pickups"): {"url": "/api/stores/oslo-1/pickups"},
+    ("GET", "/api/products"): {"url": "/api/products"},
+    ("PUT", "/api/products/{product_id}"): {"url": "/api/products/P-1", "json": {"name": "P"}},
 }
 
 

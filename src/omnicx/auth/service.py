@@ -15,6 +15,7 @@ from sqlalchemy import select
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from omnicx.auth.models import ApiToken, Source
+from omnicx.db import dialect_insert, utcnow
 
 
 class Role(StrEnum):
@@ -106,3 +107,23 @@ async def source_names(session: AsyncSession, *, ids: set[int]) -> dict[int, str
         return {}
     result = await session.execute(select(Source.id, Source.name).where(Source.id.in_(ids)))
     return {row.id: row.name for row in result}
+
+
+async def internal_source(session: AsyncSession, *, name: str) -> SourceRef:
+    """A source OmniCX itself writes through (its own events, imports); its key is never shown."""
+    await session.execute(
+        dialect_insert(session, Source)
+        .values(
+            name=name,
+            kind=SourceKind.server.value,
+            write_key_hash=hash_secret(secrets.token_urlsafe(32)),
+            created_at=utcnow(),
+        )
+        .on_conflict_do_nothing(index_elements=["name"])
+    )
+    row = (
+        await session.execute(
+            select(Source.id, Source.name, Source.kind).where(Source.name == name)
+        )
+    ).one()
+    return SourceRef(row.id, row.name, row.kind)

@@ -8,7 +8,8 @@ from fastapi import APIRouter, Request
 from pydantic import ValidationError
 
 from omnicx.db import Db, utcnow
-from omnicx.errors import ApiError, JsonResponse, error_body
+from omnicx.errors import ApiError, JsonResponse
+from omnicx.hooks import AppHooks, Hooks
 from omnicx.ingest.schemas import BatchIn, EventIn, IngestResult
 from omnicx.ingest.service import (
     Checked,
@@ -50,7 +51,7 @@ async def _read(request: Request, limit: int) -> Any:
     return decode_body(b"".join(chunks), request.headers.get("content-encoding"), limit)
 
 
-async def _single(request: Request, db: Db, event_type: str) -> JsonResponse:
+async def _single(request: Request, db: Db, hooks: Hooks, event_type: str) -> JsonResponse:
     settings = db.settings
     received_at = utcnow()
     body = await _read(request, settings.max_event_bytes)
@@ -68,20 +69,18 @@ async def _single(request: Request, db: Db, event_type: str) -> JsonResponse:
     )
     if checked.event is None:
         status = 413 if checked.code == "event_too_large" else 400
-        return JsonResponse(
-            error_body(checked.code or "invalid_event", checked.message or ""), status
-        )
-    result = await ingest(db, source=source, checked=[checked], received_at=received_at)
+        raise ApiError(status, checked.code or "invalid_event", checked.message or "")
+    result = await ingest(db, hooks, source=source, checked=[checked], received_at=received_at)
     if result.rejected:
         refused = result.rejected[0]
         status = 403 if refused.code == "identity_suppressed" else 400
-        return JsonResponse(error_body(refused.code, refused.message), status)
+        raise ApiError(status, refused.code, refused.message)
     return JsonResponse(result.model_dump())
 
 
 def _make_single(event_type: str) -> Any:
-    async def endpoint(request: Request, db: Db) -> JsonResponse:
-        return await _single(request, db, event_type)
+    async def endpoint(request: Request, db: Db, hooks: AppHooks) -> JsonResponse:
+        return await _single(request, db, hooks, event_type)
 
     endpoint.__doc__ = f"Record a {event_type} call (Segment spec); 200 means committed."
     endpoint.__name__ = f"ingest_{event_type}"
@@ -100,7 +99,7 @@ for _type in ("track", "identify", "page", "screen", "group", "alias"):
 
 
 @router.post("/batch", response_model=IngestResult, openapi_extra=_BATCH_DOC)
-async def ingest_batch(request: Request, db: Db) -> JsonResponse:
+async def ingest_batch(request: Request, db: Db, hooks: AppHooks) -> JsonResponse:
     """Record up to 2,500 events; valid ones are stored, refused ones listed with reasons."""
     settings = db.settings
     received_at = utcnow()
@@ -131,14 +130,12 @@ async def ingest_batch(request: Request, db: Db) -> JsonResponse:
         )
         for i, item in enumerate(items)
     ]
-    result = await ingest(db, source=source, checked=checked, received_at=received_at)
+    result = await ingest(db, hooks, source=source, checked=checked, received_at=received_at)
     if items and result.accepted == 0 and result.duplicates == 0:
-        return JsonResponse(
-            error_body(
-                "invalid_batch",
-                "no event in the batch was accepted",
-                rejected=[r.model_dump() for r in result.rejected],
-            ),
+        raise ApiError(
             400,
+            "invalid_batch",
+            "no event in the batch was accepted",
+            rejected=[r.model_dump() for r in result.rejected],
         )
     return JsonResponse(result.model_dump())

@@ -29,6 +29,7 @@ from pydantic import ValidationError
 from omnicx.auth.service import SourceRef, get_source_by_write_key
 from omnicx.db import Database
 from omnicx.errors import ApiError
+from omnicx.hooks import Hooks
 from omnicx.ingest.schemas import EventIn, IngestResult, Rejected
 from omnicx.profiles.record import IncomingEvent, Outcome, record_events
 from omnicx.settings import Settings
@@ -160,7 +161,12 @@ def explain(exc: ValidationError) -> str:
 
 
 async def ingest(
-    db: Database, *, source: SourceRef, checked: Sequence[Checked], received_at: datetime
+    db: Database,
+    hooks: Hooks,
+    *,
+    source: SourceRef,
+    checked: Sequence[Checked],
+    received_at: datetime,
 ) -> IngestResult:
     """Store the valid events of one request in one transaction and report on every item."""
     valid = [c for c in checked if c.event is not None]
@@ -176,6 +182,7 @@ async def ingest(
                 events=events,
                 settings=settings,
                 received_at=received_at,
+                hooks=hooks,
             )
         )
     result = IngestResult()

@@ -31,7 +31,9 @@ from typing import Any, cast
 from sqlalchemy import Table, and_, bindparam, or_, select, text, update
 from sqlalchemy.ext.asyncio import AsyncSession
 
-from omnicx.db import dialect_insert
+from omnicx.auth.service import internal_source
+from omnicx.db import dialect_insert, utcnow
+from omnicx.hooks import Hooks, StoredEvent
 from omnicx.profiles.identity import Identifier, IdentityRules, ProfileState, Resolver
 from omnicx.profiles.models import (
     Consent,
@@ -180,8 +182,13 @@ async def record_events(
     events: Sequence[IncomingEvent],
     settings: Settings,
     received_at: datetime,
+    hooks: Hooks,
 ) -> list[Outcome]:
-    """Store ``events`` from one source and apply them to profiles; one outcome per event."""
+    """Store ``events`` from one source and apply them to profiles; one outcome per event.
+
+    The reactions in ``hooks`` run in the same transaction: merge hooks as profiles merge,
+    projectors on the events that were newly stored.
+    """
     rules = rules_from(settings)
     outcomes: list[Outcome | None] = [None] * len(events)
     todo = await _drop_duplicates(session, source_id, events, outcomes)
@@ -242,7 +249,7 @@ async def record_events(
                 for pid in resolver.created
             ],
         )
-    await _apply_merges(session, resolver, live, events)
+    await _apply_merges(session, resolver, live, events, hooks)
     if resolver.new_identities:
         await session.execute(
             dialect_insert(session, Identity),
@@ -268,9 +275,103 @@ async def record_events(
     await _update_profiles(session, live, events, final, stored_idx, channel)
     await _upsert_consents(session, events, final, stored_idx, source_id)
     await _upsert_contacts(session, events, final, stored_idx, resolver, received_at)
+    await hooks.project(
+        session, [_stored(events[i], final[i], source_id, channel) for i in stored_idx]
+    )
     return [
         o if o is not None else Outcome("rejected", "internal", "not processed") for o in outcomes
     ]
+
+
+def _stored(ev: IncomingEvent, profile_id: str, source_id: int, channel: str) -> StoredEvent:
+    return StoredEvent(
+        id=None,
+        profile_id=profile_id,
+        source_id=source_id,
+        message_id=ev.message_id,
+        type=ev.type,
+        event=ev.event,
+        channel=channel,
+        timestamp=ev.timestamp,
+        properties=ev.properties,
+        context=ev.context,
+    )
+
+
+INTERNAL_SOURCE = "omnicx"
+INTERNAL_CHANNEL = "system"
+
+
+async def record_internal(
+    session: AsyncSession,
+    *,
+    profile_id: str,
+    event: str,
+    message_id: str,
+    timestamp: datetime,
+    properties: dict[str, Any],
+    hooks: Hooks,
+) -> bool:
+    """Add an event OmniCX itself observed (``Cart Abandoned``, ``Pickup Ready``…) to a
+    profile's timeline, once per ``message_id``, and let the projectors see it.
+
+    It does not count as the person's activity (no ``last_seen``, no channel). Returns whether
+    it was stored (``False``: already there, or the person was erased)."""
+    row = (
+        await session.execute(
+            select(Profile.merged_into, Profile.erased_at).where(Profile.id == profile_id)
+        )
+    ).one_or_none()
+    while row is not None and row.merged_into is not None:
+        profile_id = row.merged_into
+        row = (
+            await session.execute(
+                select(Profile.merged_into, Profile.erased_at).where(Profile.id == profile_id)
+            )
+        ).one_or_none()
+    if row is None or row.erased_at is not None:
+        return False
+    source = await internal_source(session, name=INTERNAL_SOURCE)
+    now = utcnow()
+    stmt = (
+        dialect_insert(session, Event)
+        .values(
+            source_id=source.id,
+            message_id=message_id,
+            profile_id=profile_id,
+            type="track",
+            event=event,
+            channel=INTERNAL_CHANNEL,
+            timestamp=timestamp,
+            received_at=now,
+            properties=properties,
+            traits={},
+            context={},
+        )
+        .on_conflict_do_nothing(index_elements=["source_id", "message_id"])
+        .returning(Event.id)
+    )
+    event_id = (await session.execute(stmt)).scalar_one_or_none()
+    if event_id is None:
+        return False
+    await hooks.project(
+        session,
+        [
+            StoredEvent(
+                id=event_id,
+                profile_id=profile_id,
+                source_id=source.id,
+                message_id=message_id,
+                type="track",
+                event=event,
+                channel=INTERNAL_CHANNEL,
+                timestamp=timestamp,
+                properties=properties,
+                context={},
+            )
+        ],
+    )
+    return True
 
 
 async def _drop_duplicates(
@@ -419,6 +520,7 @@ async def _apply_merges(
     resolver: Resolver,
     live: dict[str, dict[str, Any]],
     events: Sequence[IncomingEvent],
+    hooks: Hooks,
 ) -> None:
     for merge in resolver.merges:
         into, from_ = live[merge.into], live[merge.from_]
@@ -445,6 +547,7 @@ async def _apply_merges(
                 linked_by=merge.linked_by,
             )
         )
+        await hooks.merged(session, into["id"], from_["id"])
         from_["merged_into"] = into["id"]
         del live[from_["id"]]
     if resolver.merges:

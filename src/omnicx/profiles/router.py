@@ -11,6 +11,7 @@ from omnicx.auth.deps import READERS, require
 from omnicx.auth.service import Role, Staff
 from omnicx.db import Database, Db
 from omnicx.errors import ApiError
+from omnicx.hooks import AppHooks
 from omnicx.profiles import service
 from omnicx.profiles.models import Profile
 from omnicx.profiles.record import rules_from
@@ -32,7 +33,7 @@ ConsentWriter = Annotated[
 Admin = Annotated[Staff, Depends(require(Role.admin))]
 
 
-async def _find(db: Database, session: AsyncSession, external_id: str) -> Profile:
+async def find_profile(db: Database, session: AsyncSession, external_id: str) -> Profile:
     profile = await service.get_by_external_id(
         session, external_id=external_id, rules=rules_from(db.settings)
     )
@@ -58,7 +59,7 @@ async def search_profiles(
 async def get_profile(db: Db, _staff: Reader, external_id: str) -> ProfileRead:
     """One unified profile: traits, identities, consents, contact points, activity."""
     async with db.session() as session:
-        profile = await _find(db, session, external_id)
+        profile = await find_profile(db, session, external_id)
         return await service.read(session, profile=profile)
 
 
@@ -84,7 +85,7 @@ async def get_timeline(
         except ValueError as exc:
             raise ApiError(400, "invalid_cursor", f"before: {exc}") from exc
     async with db.session() as session:
-        profile = await _find(db, session, external_id)
+        profile = await find_profile(db, session, external_id)
         return await service.timeline(
             session,
             profile_id=profile.id,
@@ -102,7 +103,7 @@ async def put_consent(
     """Record the customer's consent per channel and topic (granted or denied)."""
 
     async def work(session: AsyncSession) -> ProfileRead:
-        profile = await _find(db, session, external_id)
+        profile = await find_profile(db, session, external_id)
         await service.change_consent(session, profile=profile, update_=body, actor=staff.name)
         await session.flush()
         return await service.read(session, profile=profile)
@@ -114,17 +115,17 @@ async def put_consent(
 async def export_profile(db: Db, _staff: Admin, external_id: str) -> ProfileExport:
     """Everything held on the person, as JSON (GDPR access request)."""
     async with db.session() as session:
-        profile = await _find(db, session, external_id)
+        profile = await find_profile(db, session, external_id)
         return await service.export(session, profile=profile)
 
 
 @router.delete("/{external_id}", response_model=ErasureResult)
-async def erase_profile(db: Db, _staff: Admin, external_id: str) -> ErasureResult:
+async def erase_profile(db: Db, hooks: AppHooks, _staff: Admin, external_id: str) -> ErasureResult:
     """Erase the person (GDPR): personal data removed everywhere, identifiers suppressed."""
     secret = db.settings.secret_key.get_secret_value()
 
     async def work(session: AsyncSession) -> ErasureResult:
-        profile = await _find(db, session, external_id)
-        return await service.erase(session, profile=profile, secret=secret)
+        profile = await find_profile(db, session, external_id)
+        return await service.erase(session, profile=profile, secret=secret, hooks=hooks)
 
     return await db.transaction(work)

@@ -19,6 +19,7 @@ from sqlalchemy.ext.asyncio import AsyncSession
 
 from omnicx.auth.service import source_names
 from omnicx.db import dialect_insert, utcnow
+from omnicx.hooks import Hooks
 from omnicx.profiles.identity import IdentityRules
 from omnicx.profiles.models import (
     Consent,
@@ -290,7 +291,9 @@ async def export(session: AsyncSession, *, profile: Profile) -> ProfileExport:
     )
 
 
-async def erase(session: AsyncSession, *, profile: Profile, secret: str) -> ErasureResult:
+async def erase(
+    session: AsyncSession, *, profile: Profile, secret: str, hooks: Hooks
+) -> ErasureResult:
     """Remove the person's personal data everywhere; suppress their identifiers."""
     folded = list(
         (
@@ -340,6 +343,7 @@ async def erase(session: AsyncSession, *, profile: Profile, secret: str) -> Eras
     )
     for model in (Identity, ContactPoint, Consent):
         await session.execute(delete(model).where(model.profile_id.in_(ids)))
+    await hooks.erased(session, ids)
     await session.execute(
         update(Profile)
         .where(Profile.id.in_(ids))

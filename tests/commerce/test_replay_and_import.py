@@ -98,11 +98,16 @@ ALP-JKT,ALP-JKT-M,Alpine jacket,199.00,EUR,Outerwear
 WOOL-BN,WOOL-BN-1,Wool beanie,25,EUR,Accessories
 BAD,,No price,abc,EUR,
 """
-ORDERS = """order_id,placed_at,user_id,email,currency,channel,store_id,fulfillment,product_id,price,quantity
-S-1,2026-02-01T12:00:00Z,ulla,ulla@example.com,EUR,store,oslo-1,in_store,ALP-JKT,199,1
+ORDERS = (
+    (
+        "order_id,placed_at,user_id,email,currency,channel,store_id,fulfillment,product_id,price,"
+        "quantity\n"
+    )
+    + """S-1,2026-02-01T12:00:00Z,ulla,ulla@example.com,EUR,store,oslo-1,in_store,ALP-JKT,199,1
 S-1,2026-02-01T12:00:00Z,ulla,ulla@example.com,EUR,store,oslo-1,in_store,WOOL-BN,25,2
 S-2,2026-03-01T09:30:00,,nils@example.com,EUR,web,,,WOOL-BN,25,1
 """
+)
 
 
 def _omnicx(database_url: str, *args: str) -> subprocess.CompletedProcess[str]:

@@ -126,16 +126,20 @@ def import_orders(path: Annotated[Path, typer.Argument(metavar="FILE.csv")]) -> 
 
 
 @db_app.command("upgrade")
-def db_upgrade(revision: str = "head") -> None:
-    """Apply migrations up to REVISION (default: head)."""
+def db_upgrade(revision: str = "heads") -> None:
+    """Apply migrations up to REVISION (default: every head)."""
     migrate.upgrade(get_settings(), revision)
     err.print(f"[green]database at {revision}[/green]")
 
 
 @db_app.command("revision")
-def db_revision(message: Annotated[str, typer.Option("-m", "--message")]) -> None:
+def db_revision(
+    message: Annotated[str, typer.Option("-m", "--message")],
+    rev_id: Annotated[str | None, typer.Option(help="Revision id, e.g. 0004.")] = None,
+    head: Annotated[str, typer.Option(help="The revision it follows.")] = "head",
+) -> None:
     """Autogenerate a migration from the models (for developers)."""
-    migrate.revision(get_settings(), message)
+    migrate.revision(get_settings(), message, rev_id=rev_id, head=head)
 
 
 def _in_transaction(work: Callable[[AsyncSession], Awaitable[T]]) -> T:

@@ -19,11 +19,18 @@ def alembic_config(settings: Settings) -> Config:
     return config
 
 
-def upgrade(settings: Settings, revision: str = "head") -> None:
-    """Bring the database to ``revision`` (creating the SQLite file if needed)."""
+def upgrade(settings: Settings, revision: str = "heads") -> None:
+    """Bring the database to ``revision`` (creating the SQLite file if needed).
+
+    ``heads``: each capability's migrations may branch from a common ancestor; all are applied."""
     command.upgrade(alembic_config(settings), revision)
 
 
-def revision(settings: Settings, message: str) -> None:
-    """Autogenerate a migration from the models (developers only)."""
-    command.revision(alembic_config(settings), message=message, autogenerate=True)
+def revision(
+    settings: Settings, message: str, *, rev_id: str | None = None, head: str = "head"
+) -> None:
+    """Autogenerate a migration from the models (developers only); the database must be at
+    ``head``, the revision the new one follows."""
+    command.revision(
+        alembic_config(settings), message=message, autogenerate=True, rev_id=rev_id, head=head
+    )

@@ -85,6 +85,80 @@ class Settings(BaseSettings):
     max_batch_bytes: int = Field(500 * 1024, description="Largest /v1/batch body accepted.")
     max_batch_events: int = Field(2500, description="Most events in one /v1/batch.")
 
+    # Messaging (omnicx.messaging): links, email, webhooks, in-app and the send-time policies.
+    public_url: str = Field(
+        "http://127.0.0.1:8000",
+        description="Base URL customers reach OmniCX at (unsubscribe, tracking, in-app client).",
+    )
+    email_from: str = Field(
+        "noreply@example.com", description="Sender address when the brand kit sets none."
+    )
+    smtp_host: str | None = Field(None, description="SMTP server; unset disables email.")
+    smtp_port: int = Field(587, description="SMTP port.")
+    smtp_username: str | None = Field(None, description="SMTP user name (AUTH), if any.")
+    smtp_password: SecretStr | None = Field(None, description="SMTP password.")
+    smtp_tls: Literal["starttls", "tls", "none"] = Field(
+        "starttls", description="starttls (upgrade on connect), tls (implicit, port 465) or none."
+    )
+    smtp_verify_tls: bool = Field(True, description="Verify the SMTP server's certificate.")
+    smtp_timeout: float = Field(30.0, gt=0, description="Seconds per SMTP command.")
+    smtp_pool_size: int = Field(4, ge=1, description="SMTP connections kept open and reused.")
+    webhook_url: str | None = Field(
+        None, description="Default target of webhook messages (a template variant may set one)."
+    )
+    webhook_secret: SecretStr | None = Field(
+        None,
+        description="Key of the X-OmniCX-Signature HMAC; derived from the secret key if unset.",
+    )
+    webhook_allowed_networks: list[str] = Field(
+        default_factory=list,
+        description="Private/loopback networks webhooks may reach anyway (JSON list of CIDRs).",
+    )
+    webhook_timeout: float = Field(10.0, gt=0, description="Seconds per webhook request.")
+    inapp_secret: SecretStr | None = Field(
+        None,
+        description="Key of the in-app client's user hash (HMAC of the user id); derived from "
+        "the secret key if unset.",
+    )
+    messaging_default_timezone: str = Field(
+        "UTC", description="Timezone of customers without a valid `timezone` trait."
+    )
+    messaging_quiet_hours: str | None = Field(
+        None, description="Local quiet hours, e.g. 21:00-08:00; unset: none."
+    )
+    messaging_quiet_hours_channels: list[str] = Field(
+        default_factory=lambda: ["sms", "push", "webpush"],
+        description="Channels quiet hours apply to.",
+    )
+    messaging_caps: dict[str, dict[Literal["day", "week"], int]] = Field(
+        default_factory=dict,
+        description="Marketing messages per customer and channel (or all), per day/week (JSON).",
+    )
+    messaging_implied_consent: list[str] = Field(
+        default_factory=list,
+        description="Channels where marketing needs no recorded consent (only no opt-out).",
+    )
+    messaging_auto_order: list[str] = Field(
+        default_factory=lambda: ["push", "webpush", "email", "sms", "inapp"],
+        description="`auto` channel order for customers with no engagement yet.",
+    )
+    messaging_max_attempts: int = Field(6, ge=1, description="Sends tried before `failed`.")
+    messaging_retry_seconds: float = Field(
+        30.0, gt=0, description="First retry delay; doubles per attempt."
+    )
+    messaging_retry_max_seconds: float = Field(3600.0, gt=0, description="Longest retry delay.")
+    messaging_lease_seconds: float = Field(
+        300.0, gt=0, description="After this a send left `sending` by a dead worker is resolved."
+    )
+    messaging_batch_size: int = Field(200, ge=1, description="Messages a worker claims at once.")
+    messaging_concurrency: int = Field(
+        100, ge=1, description="Sends in flight per provider per worker."
+    )
+    messaging_rate_limits: dict[str, float] = Field(
+        default_factory=dict,
+        description='Sends per second per provider and worker, e.g. {"smtp": 50}.',
+    )
+
     @field_validator("database_url")
     @classmethod
     def _async_driver(cls, value: str) -> str:

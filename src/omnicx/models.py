@@ -4,6 +4,7 @@ from omnicx import timers
 from omnicx.auth import models as auth_models
 from omnicx.commerce import models as commerce_models
 from omnicx.db import Base
+from omnicx.messaging import models as messaging_models
 from omnicx.profiles import models as profile_models
 
-__all__ = ["Base", "auth_models", "commerce_models", "profile_models", "timers"]
+__all__ = ["Base", "auth_models", "commerce_models", "messaging_models", "profile_models", "timers"]

@@ -159,6 +159,48 @@ class Settings(BaseSettings):
         description='Sends per second per provider and worker, e.g. {"smtp": 50}.',
     )
 
+    # Channel providers (omnicx.messaging.providers): each is on once its credentials are set.
+    twilio_account_sid: str | None = Field(None, description="Twilio account SID; unset: no SMS.")
+    twilio_auth_token: SecretStr | None = Field(None, description="Twilio auth token.")
+    twilio_from_number: str | None = Field(None, description="E.164 number SMS are sent from.")
+    twilio_messaging_service_sid: str | None = Field(
+        None, description="Twilio messaging service (MG…), used instead of the from number."
+    )
+    twilio_base_url: str = Field(
+        "https://api.twilio.com", description="Twilio REST API base URL (or a compatible one)."
+    )
+    twilio_status_callback_url: str | None = Field(
+        None, description="Public URL Twilio posts delivery statuses to."
+    )
+    vapid_private_key: SecretStr | None = Field(
+        None, description="Web push VAPID P-256 private key (PEM or base64url); unset: no web push."
+    )
+    vapid_subject: str = Field(
+        "mailto:ops@example.com", description="VAPID contact (mailto: or https:) push services see."
+    )
+    fcm_service_account_file: str | None = Field(
+        None, description="Path to the Firebase service-account JSON; unset: no FCM."
+    )
+    fcm_service_account_json: SecretStr | None = Field(
+        None, description="The service-account JSON itself (instead of the file)."
+    )
+    fcm_project_id: str | None = Field(
+        None, description="Firebase project; defaults to the service account's."
+    )
+    fcm_base_url: str = Field("https://fcm.googleapis.com", description="FCM HTTP v1 base URL.")
+    fcm_token_uri: str | None = Field(
+        None, description="OAuth token endpoint; defaults to the service account's token_uri."
+    )
+    apns_team_id: str | None = Field(None, description="Apple team ID; unset: no APNs.")
+    apns_key_id: str | None = Field(None, description="Key ID of the APNs auth key (.p8).")
+    apns_private_key: SecretStr | None = Field(None, description="The .p8 key's PEM text.")
+    apns_private_key_file: str | None = Field(None, description="Path to the .p8 key instead.")
+    apns_topic: str | None = Field(None, description="The app's bundle ID (apns-topic).")
+    apns_base_url: str = Field(
+        "https://api.push.apple.com",
+        description="APNs server; https://api.sandbox.push.apple.com for development builds.",
+    )
+
     @field_validator("database_url")
     @classmethod
     def _async_driver(cls, value: str) -> str:

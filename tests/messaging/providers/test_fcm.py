@@ -17,6 +17,7 @@ from cryptography.hazmat.primitives import serialization
 from cryptography.hazmat.primitives.asymmetric import rsa
 from starlette.responses import JSONResponse, Response
 
+from omnicx.messaging.providers import fcm as fcm_module
 from omnicx.messaging.providers.base import (
     Address,
     Channel,
@@ -289,3 +290,13 @@ def test_config_reads_omnicx_fcm_settings(rsa_key: rsa.RSAPrivateKey, tmp_path: 
         FcmConfig.from_settings(Settings(fcm_service_account_file=str(tmp_path / "missing.json")))
     with pytest.raises(ConfigError, match="private_key"):
         FcmConfig.from_settings(Settings(fcm_service_account_json='{"client_email": "a@b"}'))
+
+
+async def test_build_makes_the_provider_only_when_configured(rsa_key: rsa.RSAPrivateKey) -> None:
+    settings = Settings(fcm_service_account_json=service_account(rsa_key, "https://t.example"))
+    unset = Settings(fcm_service_account_json=None, fcm_service_account_file=None)
+    assert fcm_module.configured(settings) and not fcm_module.configured(unset)
+    async with httpx.AsyncClient() as http:
+        assert isinstance(fcm_module.build(settings, http), FcmProvider)
+        with pytest.raises(ConfigError):
+            fcm_module.build(unset, http)

@@ -12,6 +12,7 @@ import httpx
 import pytest
 from starlette.responses import Response
 
+from omnicx.messaging.providers import twilio as twilio_module
 from omnicx.messaging.providers.base import (
     Address,
     Channel,
@@ -265,3 +266,15 @@ def test_status_callbacks_parse_to_the_delivery_outcome() -> None:
 def test_a_form_that_is_not_a_status_callback_is_refused(form: dict[str, str]) -> None:
     with pytest.raises(ValueError):
         parse_status_callback(form)
+
+
+async def test_build_makes_the_provider_only_when_configured() -> None:
+    settings = Settings(
+        twilio_account_sid=SID, twilio_auth_token=TOKEN, twilio_from_number="+15005550006"
+    )
+    unset = Settings(twilio_account_sid=None)
+    assert twilio_module.configured(settings) and not twilio_module.configured(unset)
+    async with httpx.AsyncClient() as http:
+        assert isinstance(twilio_module.build(settings, http), TwilioProvider)
+        with pytest.raises(ConfigError):
+            twilio_module.build(unset, http)

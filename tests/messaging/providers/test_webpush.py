@@ -19,6 +19,7 @@ from cryptography.hazmat.primitives import serialization
 from cryptography.hazmat.primitives.asymmetric import ec
 from starlette.responses import Response
 
+from omnicx.messaging.providers import webpush
 from omnicx.messaging.providers.base import (
     Address,
     Channel,
@@ -265,3 +266,13 @@ def test_config_reads_omnicx_vapid_settings_and_refuses_bad_keys() -> None:
         VapidConfig.from_settings(
             Settings(vapid_private_key=web_push_style, vapid_subject="ops@shop.example")
         )
+
+
+async def test_build_makes_the_provider_only_when_configured(vapid: VapidConfig) -> None:
+    settings = Settings(vapid_private_key=vapid.private_key, vapid_subject="mailto:a@b.example")
+    unset = Settings(vapid_private_key=None)
+    assert webpush.configured(settings) and not webpush.configured(unset)
+    async with httpx.AsyncClient() as http:
+        assert isinstance(webpush.build(settings, http), WebPushProvider)
+        with pytest.raises(ConfigError):
+            webpush.build(unset, http)

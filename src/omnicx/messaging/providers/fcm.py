@@ -218,6 +218,19 @@ class FcmProvider:
             raise ConfigError(text)
 
 
+def configured(settings: Settings) -> bool:
+    """Whether the settings turn this provider on (cheap: nothing is loaded)."""
+    return bool(settings.fcm_service_account_file or settings.fcm_service_account_json)
+
+
+def build(settings: Settings, http: httpx.AsyncClient) -> FcmProvider:
+    """The provider the settings describe; :class:`ConfigError` if they are incomplete."""
+    config = FcmConfig.from_settings(settings)
+    if config is None:
+        raise ConfigError("OMNICX_FCM_SERVICE_ACCOUNT_FILE or _JSON is not set")
+    return FcmProvider(config, http)
+
+
 def _message(message: OutboundMessage, content: PushContent, *, now: float) -> dict[str, Any]:
     notification = {"title": content.title, "body": content.body}
     if content.image_url:

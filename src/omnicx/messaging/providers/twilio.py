@@ -142,6 +142,19 @@ class TwilioProvider:
         raise _error(response)
 
 
+def configured(settings: Settings) -> bool:
+    """Whether the settings turn this provider on (cheap: nothing is loaded)."""
+    return bool(settings.twilio_account_sid)
+
+
+def build(settings: Settings, http: httpx.AsyncClient) -> TwilioProvider:
+    """The provider the settings describe; :class:`ConfigError` if they are incomplete."""
+    config = TwilioConfig.from_settings(settings)
+    if config is None:
+        raise ConfigError("OMNICX_TWILIO_ACCOUNT_SID is not set")
+    return TwilioProvider(config, http)
+
+
 def _error(response: httpx.Response) -> ProviderError:
     body = json_body(response)
     code = body.get("code")

@@ -215,6 +215,19 @@ class WebPushProvider:
         return header
 
 
+def configured(settings: Settings) -> bool:
+    """Whether the settings turn this provider on (cheap: nothing is loaded)."""
+    return settings.vapid_private_key is not None
+
+
+def build(settings: Settings, http: httpx.AsyncClient) -> WebPushProvider:
+    """The provider the settings describe; :class:`ConfigError` if they are incomplete."""
+    config = VapidConfig.from_settings(settings)
+    if config is None:
+        raise ConfigError("OMNICX_VAPID_PRIVATE_KEY is not set")
+    return WebPushProvider(config, http)
+
+
 def _payload(message: OutboundMessage, content: PushContent) -> bytes:
     fields: dict[str, Any] = {
         "title": content.title,

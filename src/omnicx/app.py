@@ -8,7 +8,7 @@ from contextlib import asynccontextmanager
 
 from fastapi import FastAPI
 
-from omnicx import __version__, commerce, worker
+from omnicx import __version__, analytics, commerce, worker
 from omnicx.commerce.router import router as commerce_router
 from omnicx.db import Database
 from omnicx.errors import install_error_handlers
@@ -24,6 +24,7 @@ def build_hooks(settings: Settings) -> Hooks:
     """Every capability's reactions, registered once per process."""
     hooks = Hooks()
     commerce.register(hooks, settings)
+    analytics.register(hooks, settings)
     return hooks
 
 

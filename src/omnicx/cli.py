@@ -14,6 +14,7 @@ from sqlalchemy.ext.asyncio import AsyncSession
 
 from omnicx import migrate
 from omnicx.auth.service import Role, SourceKind, create_source, create_token
+from omnicx.analytics import cli as analytics_cli
 from omnicx.db import Database
 from omnicx.settings import get_settings
 
@@ -28,6 +29,7 @@ app.add_typer(source_app, name="source")
 app.add_typer(token_app, name="token")
 import_app = typer.Typer(help="CSV imports (safe to run again).", no_args_is_help=True)
 app.add_typer(import_app, name="import")
+app.add_typer(analytics_cli.app, name="analytics")
 err = Console(stderr=True)
 T = TypeVar("T")
 

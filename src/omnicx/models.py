@@ -1,10 +1,19 @@
 """Every package's tables, imported once so ``Base.metadata`` is complete for Alembic."""
 
 from omnicx import timers
+from omnicx.analytics import models as analytics_models
 from omnicx.auth import models as auth_models
 from omnicx.commerce import models as commerce_models
 from omnicx.db import Base
 from omnicx.messaging import models as messaging_models
 from omnicx.profiles import models as profile_models
 
-__all__ = ["Base", "auth_models", "commerce_models", "messaging_models", "profile_models", "timers"]
+__all__ = [
+    "Base",
+    "analytics_models",
+    "auth_models",
+    "commerce_models",
+    "messaging_models",
+    "profile_models",
+    "timers",
+]

@@ -81,6 +81,33 @@ class Settings(BaseSettings):
         24, ge=0, description="Hours before a pickup's hold expires that the reminder fires."
     )
 
+    analytics_margin: float = Field(
+        1.0, gt=0, le=1, description="Gross margin applied to revenue in CLV (1 = revenue)."
+    )
+    analytics_discount_rate: float = Field(
+        0.10, ge=0, lt=1, description="Annual discount rate for predicted CLV."
+    )
+    analytics_refresh_hours: float = Field(
+        24, ge=0, description="Hours between CLV / computed-trait refreshes (0: only by CLI)."
+    )
+    analytics_fit_sample: int = Field(
+        250_000,
+        ge=1000,
+        description="Most customers (a fixed random sample) the CLV models are fitted on; "
+        "predictions cover everyone.",
+    )
+    analytics_touch_events: list[str] = Field(
+        default_factory=lambda: [
+            "Message Sent",
+            "Message Delivered",
+            "Message Opened",
+            "Message Clicked",
+            "Conversation Started",
+            "Journey Entered",
+        ],
+        description="Timeline events that count as marketing touches for attribution (JSON).",
+    )
+
     max_event_bytes: int = Field(32 * 1024, description="Largest single event accepted.")
     max_batch_bytes: int = Field(500 * 1024, description="Largest /v1/batch body accepted.")
     max_batch_events: int = Field(2500, description="Most events in one /v1/batch.")

@@ -1,0 +1,88 @@
+"""``omnicx analytics clv`` and ``abtest``: a file in, the published numbers out."""
+
+from __future__ import annotations
+
+import csv
+import json
+from pathlib import Path
+
+from typer.testing import CliRunner
+
+from omnicx.cli import app
+from tests.analytics.cdnow import transactions
+
+runner = CliRunner()
+
+
+def cdnow_csv(path: Path) -> Path:
+    with path.open("w", newline="") as handle:
+        writer = csv.writer(handle)
+        writer.writerow(["cust", "when", "dollars"])
+        for customer, day, dollars in transactions():
+            writer.writerow([customer, day.isoformat(), dollars])
+    return path
+
+
+def test_clv_prints_the_published_cdnow_parameters(tmp_path: Path) -> None:
+    path = cdnow_csv(tmp_path / "cdnow.csv")
+    args = ["analytics", "clv", "--transactions", str(path), "--calibration-end", "1997-09-30"]
+    args += ["--customer-col", "cust", "--date-col", "when", "--amount-col", "dollars", "--json"]
+    result = runner.invoke(app, args)
+    assert result.exit_code == 0, result.output
+    out = json.loads(result.stdout)
+    bg, gg = out["bg_nbd"], out["gamma_gamma"]
+    assert {k: round(bg[k], 3) for k in ("r", "alpha", "a", "b")} == {
+        "r": 0.243,
+        "alpha": 4.414,
+        "a": 0.793,
+        "b": 2.426,
+    }
+    assert round(bg["log_likelihood"], 1) == -9582.4
+    assert {k: round(gg[k], 2) for k in ("p", "q", "gamma")} == {
+        "p": 6.25,
+        "q": 3.74,
+        "gamma": 15.44,
+    }
+    assert out["customers"] == 2357 and out["repeat_transactions"] == 2457
+
+
+def test_clv_refuses_bad_input(tmp_path: Path) -> None:
+    path = cdnow_csv(tmp_path / "cdnow.csv")
+    base = ["analytics", "clv", "--transactions", str(path), "--calibration-end"]
+    missing = runner.invoke(app, [*base, "1997-09-30"])  # default column names absent
+    assert missing.exit_code == 2 and "customer_id" in missing.output
+    bad_date = runner.invoke(app, [*base, "30/09/1997", "--customer-col", "cust"])
+    assert bad_date.exit_code == 2 and "YYYY-MM-DD" in bad_date.output
+    assert runner.invoke(app, [*base, "1997-09-30", "--period", "fortnight"]).exit_code == 2
+    nothing = tmp_path / "none.csv"
+    assert (
+        runner.invoke(
+            app,
+            ["analytics", "clv", "--transactions", str(nothing), "--calibration-end", "1997-09-30"],
+        ).exit_code
+        == 2
+    )
+    broken = tmp_path / "broken.csv"
+    broken.write_text("customer_id,date,amount\nc1,2024-01-01,12\nc1,not a date,3\n")
+    result = runner.invoke(
+        app, ["analytics", "clv", "--transactions", str(broken), "--calibration-end", "2024-02-01"]
+    )
+    assert result.exit_code == 2 and "line 3" in result.output
+
+
+def test_abtest_json_and_text() -> None:
+    result = runner.invoke(
+        app, ["analytics", "abtest", "--control", "1000/100", "--treatment", "1000/130", "--json"]
+    )
+    assert result.exit_code == 0, result.output
+    out = json.loads(result.stdout)
+    assert out["uplift"] == 0.3 or abs(out["uplift"] - 0.3) < 1e-12
+    assert 0.06 < out["p_value"] < 0.07 and out["warnings"] == []
+    assert out["control"] == {"exposures": 1000, "conversions": 100, "rate": 0.1}
+    text = runner.invoke(
+        app, ["analytics", "abtest", "--control", "5000/500", "--treatment", "5600/600"]
+    )
+    assert text.exit_code == 0 and "uplift" in text.stdout
+    assert "sample ratio mismatch" in text.stdout
+    bad = runner.invoke(app, ["analytics", "abtest", "--control", "10/20", "--treatment", "5/1"])
+    assert bad.exit_code == 2

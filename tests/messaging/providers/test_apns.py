@@ -24,6 +24,7 @@ from omnicx.messaging.providers.base import (
     ConfigError,
     OutboundMessage,
     PermanentError,
+    Provider,
     ProviderError,
     PushContent,
     TransientError,
@@ -260,6 +261,7 @@ async def test_build_makes_the_provider_only_when_configured() -> None:
     unset = Settings(apns_team_id=None)
     assert apns_module.configured(settings) and not apns_module.configured(unset)
     async with http2_client() as http:
-        assert isinstance(apns_module.build(settings, http), ApnsProvider)
+        provider: Provider = apns_module.build(settings, http)  # mypy checks the protocol
+        assert isinstance(provider, ApnsProvider)
         with pytest.raises(ConfigError):
             apns_module.build(unset, http)

@@ -24,6 +24,7 @@ from omnicx.messaging.providers.base import (
     ConfigError,
     OutboundMessage,
     PermanentError,
+    Provider,
     ProviderError,
     PushContent,
     TransientError,
@@ -297,6 +298,7 @@ async def test_build_makes_the_provider_only_when_configured(rsa_key: rsa.RSAPri
     unset = Settings(fcm_service_account_json=None, fcm_service_account_file=None)
     assert fcm_module.configured(settings) and not fcm_module.configured(unset)
     async with httpx.AsyncClient() as http:
-        assert isinstance(fcm_module.build(settings, http), FcmProvider)
+        provider: Provider = fcm_module.build(settings, http)  # mypy checks the protocol
+        assert isinstance(provider, FcmProvider)
         with pytest.raises(ConfigError):
             fcm_module.build(unset, http)

@@ -19,6 +19,7 @@ from omnicx.messaging.providers.base import (
     ConfigError,
     OutboundMessage,
     PermanentError,
+    Provider,
     ProviderError,
     SmsContent,
     TransientError,
@@ -275,6 +276,7 @@ async def test_build_makes_the_provider_only_when_configured() -> None:
     unset = Settings(twilio_account_sid=None)
     assert twilio_module.configured(settings) and not twilio_module.configured(unset)
     async with httpx.AsyncClient() as http:
-        assert isinstance(twilio_module.build(settings, http), TwilioProvider)
+        provider: Provider = twilio_module.build(settings, http)  # mypy checks the protocol
+        assert isinstance(provider, TwilioProvider)
         with pytest.raises(ConfigError):
             twilio_module.build(unset, http)

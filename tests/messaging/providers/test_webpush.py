@@ -26,6 +26,7 @@ from omnicx.messaging.providers.base import (
     ConfigError,
     OutboundMessage,
     PermanentError,
+    Provider,
     ProviderError,
     PushContent,
     TransientError,
@@ -273,6 +274,7 @@ async def test_build_makes_the_provider_only_when_configured(vapid: VapidConfig)
     unset = Settings(vapid_private_key=None)
     assert webpush.configured(settings) and not webpush.configured(unset)
     async with httpx.AsyncClient() as http:
-        assert isinstance(webpush.build(settings, http), WebPushProvider)
+        provider: Provider = webpush.build(settings, http)  # mypy checks the protocol
+        assert isinstance(provider, WebPushProvider)
         with pytest.raises(ConfigError):
             webpush.build(unset, http)

@@ -2,10 +2,20 @@
 
 from __future__ import annotations
 
+from collections.abc import Mapping
+from datetime import datetime
 from typing import Any
 
 import httpx
+from sqlalchemy.ext.asyncio import AsyncSession
 
+from omnicx.db import Database
+from omnicx.hooks import Hooks
+from omnicx.messaging.models import Message
+from omnicx.messaging.providers.base import Channel
+from omnicx.messaging.providers.registry import configured
+from omnicx.messaging.service import SendRequest, submit
+from omnicx.settings import Settings
 from tests.helpers import send_ok
 
 BRAND = {
@@ -89,3 +99,31 @@ async def message(
     assert response.status_code == 200, response.text
     data: dict[str, Any] = response.json()
     return data
+
+
+async def submit_at(
+    db: Database,
+    hooks: Hooks,
+    settings: Settings,
+    now: datetime,
+    *,
+    available: Mapping[str, Channel] | None = None,
+    **request: Any,
+) -> Message:
+    """``POST /api/messages`` at a chosen instant (the service, with an explicit clock)."""
+    request.setdefault("message", "spring-sale")
+    request.setdefault("data", {"product": "Alpine jacket"})
+    send_request = SendRequest(**request)
+
+    async def work(session: AsyncSession) -> Message:
+        submitted = await submit(
+            session,
+            settings,
+            hooks,
+            request=send_request,
+            available=configured(settings) if available is None else available,
+            now=now,
+        )
+        return submitted.message
+
+    return await db.transaction(work)

@@ -116,8 +116,10 @@ async def cap_reached(
     channel: str,
     at: datetime,
     zone: ZoneInfo,
+    exclude: int | None = None,
 ) -> str | None:
-    """The cap a marketing message sent at ``at`` would exceed, e.g. ``email: 2 per day``."""
+    """The cap a marketing message sent at ``at`` would exceed, e.g. ``email: 2 per day``
+    (``exclude``: the message being decided, already in the log)."""
     relevant = {k: v for k, v in caps.items() if k in (channel, "all") and v}
     if not relevant:
         return None
@@ -132,6 +134,7 @@ async def cap_reached(
                 Message.status.in_(COUNTED),
                 Message.send_at >= lo,
                 Message.send_at < hi,
+                Message.id != (exclude or 0),
             )
         )
     ).all()

@@ -252,6 +252,7 @@ async def _decide(
             channel=choice.channel,
             at=send_at,
             zone=zone,
+            exclude=message.id,
         )
         if cap is not None:
             return await _finish(session, hooks, message, "skipped", f"frequency cap ({cap})", now)

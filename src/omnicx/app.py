@@ -8,23 +8,37 @@ from contextlib import asynccontextmanager
 
 from fastapi import FastAPI
 
-from omnicx import __version__, analytics, commerce, worker
+from omnicx import __version__, analytics, commerce, segments, worker
 from omnicx.commerce.router import router as commerce_router
 from omnicx.db import Database
 from omnicx.errors import install_error_handlers
 from omnicx.hooks import Hooks
 from omnicx.ingest.router import router as ingest_router
+from omnicx.messaging import inapp_router, public
+from omnicx.messaging import register as register_messaging
+from omnicx.messaging.router import router as messaging_router
 from omnicx.profiles.router import router as profiles_router
+from omnicx.segments.router import router as segments_router
 from omnicx.settings import Settings, get_settings
 
-ROUTERS = (ingest_router, profiles_router, commerce_router)
+ROUTERS = (
+    ingest_router,
+    profiles_router,
+    commerce_router,
+    segments_router,
+    messaging_router,
+    inapp_router.router,
+    public.router,
+)
 
 
 def build_hooks(settings: Settings) -> Hooks:
     """Every capability's reactions, registered once per process."""
     hooks = Hooks()
     commerce.register(hooks, settings)
+    register_messaging(hooks, settings)
     analytics.register(hooks, settings)
+    segments.register(hooks, settings)
     return hooks
 
 

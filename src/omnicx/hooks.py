@@ -8,7 +8,12 @@ lost between the two, and a resent event (deduplicated) reacts once.
 - ``projectors``: given the newly stored events, keep derived state current (carts, orders…).
 - ``on_merge``: a profile was folded into another; move what points at the old one.
 - ``on_erase``: a person was erased; remove their personal data.
+- ``on_change``: something about profiles changed that is not an event (a profile was created,
+  consent set through the API, computed traits refreshed): profile id → what, e.g.
+  ``{"consent": True}`` or ``{"created": True}``.
 - ``timers``: handlers for durable timers of a kind (see :mod:`omnicx.timers`).
+- ``jobs``: work the background worker polls for besides timers (a queue of its own); each
+  returns how many items it handled, so an idle worker can sleep.
 """
 
 from __future__ import annotations
@@ -16,10 +21,13 @@ from __future__ import annotations
 from collections.abc import Awaitable, Callable, Sequence
 from dataclasses import dataclass, field
 from datetime import datetime
-from typing import Annotated, Any
+from typing import TYPE_CHECKING, Annotated, Any
 
 from fastapi import Depends, Request
 from sqlalchemy.ext.asyncio import AsyncSession
+
+if TYPE_CHECKING:
+    from omnicx.db import Database
 
 
 @dataclass(frozen=True, slots=True)
@@ -36,12 +44,15 @@ class StoredEvent:
     timestamp: datetime
     properties: dict[str, Any]
     context: dict[str, Any]
+    traits: dict[str, Any] = field(default_factory=dict)  # identify / group traits
 
 
 Projector = Callable[[AsyncSession, Sequence[StoredEvent]], Awaitable[None]]
 MergeHook = Callable[[AsyncSession, str, str], Awaitable[None]]
 EraseHook = Callable[[AsyncSession, Sequence[str]], Awaitable[None]]
 TimerHandler = Callable[[AsyncSession, dict[str, Any], datetime], Awaitable[None]]
+ChangeHook = Callable[[AsyncSession, dict[str, dict[str, Any]]], Awaitable[None]]
+Job = Callable[["Database", "Hooks", datetime], Awaitable[int]]
 
 
 @dataclass
@@ -49,7 +60,9 @@ class Hooks:
     projectors: list[Projector] = field(default_factory=list)
     on_merge: list[MergeHook] = field(default_factory=list)
     on_erase: list[EraseHook] = field(default_factory=list)
+    on_change: list[ChangeHook] = field(default_factory=list)
     timers: dict[str, TimerHandler] = field(default_factory=dict)
+    jobs: list[Job] = field(default_factory=list)
 
     def timer(self, kind: str, handler: TimerHandler) -> None:
         if kind in self.timers:
@@ -68,6 +81,12 @@ class Hooks:
     async def erased(self, session: AsyncSession, profile_ids: Sequence[str]) -> None:
         for hook in self.on_erase:
             await hook(session, profile_ids)
+
+    async def changed(self, session: AsyncSession, changes: dict[str, dict[str, Any]]) -> None:
+        """``changes``: profile id → what changed, e.g. ``{"consent": True}``."""
+        if changes:
+            for hook in self.on_change:
+                await hook(session, changes)
 
 
 def get_hooks(request: Request) -> Hooks:

@@ -32,5 +32,10 @@ def revision(
     """Autogenerate a migration from the models (developers only); the database must be at
     ``head``, the revision the new one follows."""
     command.revision(
-        alembic_config(settings), message=message, autogenerate=True, rev_id=rev_id, head=head
+        alembic_config(settings),
+        message=message,
+        autogenerate=True,
+        rev_id=rev_id,
+        head=head,
+        splice=head != "head",  # a branch of its own, beside the other capabilities' heads
     )

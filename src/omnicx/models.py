@@ -7,6 +7,7 @@ from omnicx.commerce import models as commerce_models
 from omnicx.db import Base
 from omnicx.messaging import models as messaging_models
 from omnicx.profiles import models as profile_models
+from omnicx.segments import models as segment_models
 
 __all__ = [
     "Base",
@@ -15,5 +16,6 @@ __all__ = [
     "commerce_models",
     "messaging_models",
     "profile_models",
+    "segment_models",
     "timers",
 ]

@@ -1,4 +1,4 @@
-"""The background loop: runs due timers until told to stop.
+"""The background loop: runs due timers and the registered jobs until told to stop.
 
 ``omnicx worker`` runs it on its own; ``omnicx serve`` runs one inside the API process unless
 ``OMNICX_EMBEDDED_WORKER=false``. Any number may run against one PostgreSQL: timers are claimed
@@ -23,8 +23,16 @@ async def run(db: Database, hooks: Hooks, stop: asyncio.Event) -> None:
     poll = db.settings.worker_poll_seconds
     log.info("worker started (poll every %.2fs)", poll)
     while not stop.is_set():
-        ran = await timers.run_due(db, hooks, now=utcnow())
+        ran = await run_once(db, hooks)
         if ran == 0:
             with contextlib.suppress(TimeoutError):
                 await asyncio.wait_for(stop.wait(), poll)
     log.info("worker stopped")
+
+
+async def run_once(db: Database, hooks: Hooks) -> int:
+    """One pass: due timers, then each job; how many items were handled."""
+    ran = await timers.run_due(db, hooks, now=utcnow())
+    for job in hooks.jobs:
+        ran += await job(db, hooks, utcnow())
+    return ran

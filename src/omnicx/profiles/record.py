@@ -278,6 +278,10 @@ async def record_events(
     await hooks.project(
         session, [_stored(events[i], final[i], source_id, channel) for i in stored_idx]
     )
+    await hooks.changed(
+        session,
+        {pid: {"created": True} for pid in resolver.created if pid not in resolver.merged_away},
+    )
     return [
         o if o is not None else Outcome("rejected", "internal", "not processed") for o in outcomes
     ]
@@ -295,6 +299,7 @@ def _stored(ev: IncomingEvent, profile_id: str, source_id: int, channel: str) ->
         timestamp=ev.timestamp,
         properties=ev.properties,
         context=ev.context,
+        traits=ev.traits,
     )
 
 
@@ -331,47 +336,77 @@ async def record_internal(
         ).one_or_none()
     if row is None or row.erased_at is not None:
         return False
+    event_ = InternalEvent(profile_id, event, message_id, timestamp, properties)
+    return await record_internal_many(session, [event_], hooks=hooks) == 1
+
+
+@dataclass(frozen=True, slots=True)
+class InternalEvent:
+    profile_id: str
+    event: str
+    message_id: str
+    timestamp: datetime
+    properties: dict[str, Any]
+
+
+async def record_internal_many(
+    session: AsyncSession, events: Sequence[InternalEvent], *, hooks: Hooks
+) -> int:
+    """:func:`record_internal` for many events at once, for profile ids the caller knows are
+    live (e.g. a segment's members); returns how many were new."""
+    if not events:
+        return 0
     source = await internal_source(session, name=INTERNAL_SOURCE)
     now = utcnow()
     stmt = (
         dialect_insert(session, Event)
-        .values(
-            source_id=source.id,
-            message_id=message_id,
-            profile_id=profile_id,
-            type="track",
-            event=event,
-            channel=INTERNAL_CHANNEL,
-            timestamp=timestamp,
-            received_at=now,
-            properties=properties,
-            traits={},
-            context={},
-        )
         .on_conflict_do_nothing(index_elements=["source_id", "message_id"])
-        .returning(Event.id)
+        .returning(Event.message_id)
+        .execution_options(dml_strategy="raw")
     )
-    event_id = (await session.execute(stmt)).scalar_one_or_none()
-    if event_id is None:
-        return False
+    stored: set[str] = set()
+    for part in chunks(events, 500):
+        rows = [
+            {
+                "source_id": source.id,
+                "message_id": e.message_id,
+                "profile_id": e.profile_id,
+                "type": "track",
+                "event": e.event,
+                "channel": INTERNAL_CHANNEL,
+                "user_id": None,
+                "anonymous_id": None,
+                "timestamp": e.timestamp,
+                "received_at": now,
+                "sent_at": None,
+                "original_timestamp": None,
+                "properties": e.properties,
+                "traits": {},
+                "context": {},
+            }
+            for e in part
+        ]
+        stored.update((await session.execute(stmt, rows)).scalars())
     await hooks.project(
         session,
         [
             StoredEvent(
-                id=event_id,
-                profile_id=profile_id,
+                id=None,
+                profile_id=e.profile_id,
                 source_id=source.id,
-                message_id=message_id,
+                message_id=e.message_id,
                 type="track",
-                event=event,
+                event=e.event,
                 channel=INTERNAL_CHANNEL,
-                timestamp=timestamp,
-                properties=properties,
+                timestamp=e.timestamp,
+                properties=e.properties,
                 context={},
             )
+            for e in events
+            if e.message_id in stored
         ],
     )
-    return True
+    return len(stored)
 
 
 async def _drop_duplicates(

@@ -98,13 +98,15 @@ async def get_timeline(
 
 @router.put("/{external_id}/consent", response_model=ProfileRead)
 async def put_consent(
-    db: Db, staff: ConsentWriter, external_id: str, body: ConsentUpdate
+    db: Db, hooks: AppHooks, staff: ConsentWriter, external_id: str, body: ConsentUpdate
 ) -> ProfileRead:
     """Record the customer's consent per channel and topic (granted or denied)."""
 
     async def work(session: AsyncSession) -> ProfileRead:
         profile = await find_profile(db, session, external_id)
-        await service.change_consent(session, profile=profile, update_=body, actor=staff.name)
+        await service.change_consent(
+            session, profile=profile, update_=body, actor=staff.name, hooks=hooks
+        )
         await session.flush()
         return await service.read(session, profile=profile)
 

@@ -239,7 +239,7 @@ def _like_escape(text: str) -> str:
 
 
 async def change_consent(
-    session: AsyncSession, *, profile: Profile, update_: ConsentUpdate, actor: str
+    session: AsyncSession, *, profile: Profile, update_: ConsentUpdate, actor: str, hooks: Hooks
 ) -> None:
     now = utcnow()
     await upsert_consents(
@@ -256,6 +256,7 @@ async def change_consent(
             for c in update_.consents
         ],
     )
+    await hooks.changed(session, {profile.id: {"consent": True}})
 
 
 async def export(session: AsyncSession, *, profile: Profile) -> ProfileExport:

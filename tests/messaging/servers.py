@@ -21,7 +21,8 @@ from tests.live_server import free_port
 
 @dataclass
 class Mailbox:
-    """What the SMTP server accepted; ``hold`` makes it wait before answering DATA."""
+    """What the SMTP server accepted; ``hold`` makes it wait before answering DATA (the mail is
+    already accepted then)."""
 
     messages: list[EmailMessage] = field(default_factory=list)
     recipients: list[str] = field(default_factory=list)
@@ -40,15 +41,17 @@ class Mailbox:
     async def handle_DATA(  # noqa: N802
         self, server: SMTP, session: Session, envelope: Envelope
     ) -> str:
+        raw = envelope.original_content or b""
+        message = email.message_from_bytes(raw, policy=email.policy.default)
+        assert isinstance(message, EmailMessage)
+        # Accepted (queued for delivery) before the answer goes back, as real servers do: a
+        # client that dies now never learns that its mail is on its way.
+        self.messages.append(message)
+        self.recipients += list(envelope.rcpt_tos)
         self.data_started.set()
         if self.hold is not None:
             while not self.hold.is_set():
                 await asyncio.sleep(0.01)
-        raw = envelope.original_content or b""
-        message = email.message_from_bytes(raw, policy=email.policy.default)
-        assert isinstance(message, EmailMessage)
-        self.messages.append(message)
-        self.recipients += list(envelope.rcpt_tos)
         return f"250 OK queued as {len(self.messages)}"
 
     def by_header(self, name: str, value: str) -> list[EmailMessage]:

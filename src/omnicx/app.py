@@ -9,6 +9,7 @@ from contextlib import asynccontextmanager
 from fastapi import FastAPI
 
 from omnicx import __version__, analytics, commerce, segments, worker
+from omnicx.analytics.router import router as analytics_router
 from omnicx.commerce.router import router as commerce_router
 from omnicx.db import Database
 from omnicx.errors import install_error_handlers
@@ -26,6 +27,7 @@ ROUTERS = (
     profiles_router,
     commerce_router,
     segments_router,
+    analytics_router,
     messaging_router,
     inapp_router.router,
     public.router,

@@ -40,6 +40,26 @@ CALLS: dict[tuple[str, str], dict[str, Any]] = {
     ("GET", "/api/stores/{store_id}/pickups"): {"url": "/api/stores/oslo-1/pickups"},
     ("GET", "/api/products"): {"url": "/api/products"},
     ("PUT", "/api/products/{product_id}"): {"url": "/api/products/P-1", "json": {"name": "P"}},
+    ("GET", "/api/analytics/clv"): {"url": "/api/analytics/clv"},
+    ("GET", "/api/analytics/profiles/{external_id}/traits"): {
+        "url": "/api/analytics/profiles/user_id:x/traits"
+    },
+    ("GET", "/api/analytics/churn"): {"url": "/api/analytics/churn"},
+    ("GET", "/api/analytics/retention"): {"url": "/api/analytics/retention"},
+    ("GET", "/api/analytics/surveys/{survey}"): {"url": "/api/analytics/surveys/nps"},
+    ("GET", "/api/analytics/experiments/{experiment_id}"): {"url": "/api/analytics/experiments/e"},
+    ("POST", "/api/analytics/abtest"): {
+        "url": "/api/analytics/abtest",
+        "json": {
+            "control": {"exposures": 100, "conversions": 10},
+            "treatment": {"exposures": 100, "conversions": 12},
+        },
+    },
+    ("GET", "/api/analytics/attribution"): {"url": "/api/analytics/attribution"},
+    ("GET", "/api/analytics/paths"): {"url": "/api/analytics/paths"},
+    ("GET", "/api/analytics/journeys/{journey_id}/funnel"): {
+        "url": "/api/analytics/journeys/j/funnel"
+    },
     ("POST", "/api/messages"): {
         "url": "/api/messages",
         "json": {"to": "user_id:nobody", "message": "welcome", "channel": "email"},

@@ -129,11 +129,12 @@ def fit_bg_nbd(x: Any, t_x: Any, T: Any) -> BgNbd:
     total = weights.sum()
     scale = float(np.mean(T)) or 1.0  # start alpha near the time scale of the data
 
+    @np.errstate(all="ignore")  # trial points far off make inf/nan, which L-BFGS-B steps back from
     def nll(log_params: Array) -> tuple[float, Array]:
         params = np.exp(log_params)
         ll, grad = _bg_nbd_ll_and_grad(*_four(params), ux, ut, uT)
         value = -float(np.dot(weights, ll)) / total
-        if not np.isfinite(value):
+        if not np.isfinite(value) or not np.all(np.isfinite(grad)):
             return 1e300, np.zeros(4)
         return value, -(grad @ weights) * params / total
 
@@ -242,12 +243,13 @@ def fit_gamma_gamma(x: Any, m: Any) -> GammaGamma:
     total = weights.sum()
     scale = float(np.mean(m[keep]))
 
+    @np.errstate(all="ignore")
     def nll(log_params: Array) -> tuple[float, Array]:
         params = np.exp(log_params)
         p, q, gamma = (float(v) for v in params)
         ll, grad = _gamma_gamma_ll_and_grad(p, q, gamma, ux, um)
         value = -float(np.dot(weights, ll)) / total
-        if not np.isfinite(value):
+        if not np.isfinite(value) or not np.all(np.isfinite(grad)):
             return 1e300, np.zeros(3)
         return value, -(grad @ weights) * params / total
 

@@ -22,6 +22,7 @@ from __future__ import annotations
 import asyncio
 import time
 from collections import Counter
+from collections.abc import Sequence
 from dataclasses import dataclass, field
 from datetime import datetime, timedelta
 from typing import Any
@@ -57,17 +58,16 @@ _DAY = {
 }
 _CUSTOMERS_SQL = """
 WITH d AS (
-    SELECT profile_id, {day} AS day, SUM(total - refunded) AS value, COUNT(*) AS n
+    SELECT profile_id, {day} AS day, SUM(CAST(total - refunded AS DOUBLE PRECISION)) AS value,
+           COUNT(*) AS n
     FROM orders
     WHERE profile_id IS NOT NULL AND placed_at <= :now AND {valid}
     GROUP BY profile_id, {day}
 ), f AS (
     SELECT d.*, MIN(day) OVER (PARTITION BY profile_id) AS first FROM d
 )
-SELECT profile_id, MIN(day), MAX(day), COUNT(*),
-       CAST(SUM(value) AS DOUBLE PRECISION),
-       CAST(SUM(CASE WHEN day = first THEN value ELSE 0 END) AS DOUBLE PRECISION),
-       SUM(n)
+SELECT profile_id, MIN(day), MAX(day), COUNT(*), SUM(value),
+       SUM(CASE WHEN day = first THEN value ELSE 0 END), CAST(SUM(n) AS INTEGER)
 FROM f GROUP BY profile_id
 """
 
@@ -94,10 +94,17 @@ class Computation:
 
 async def load_customers(session: AsyncSession, *, now: datetime) -> Customers:
     dialect = session.get_bind().dialect.name
-    sql = text(_CUSTOMERS_SQL.format(day=_DAY[dialect], valid=VALID_ORDER)).bindparams(
-        bindparam("now", type_=UTCDateTime())
-    )
-    rows = (await session.execute(sql, {"now": now})).all()
+    sql = _CUSTOMERS_SQL.format(day=_DAY[dialect], valid=VALID_ORDER)
+    rows: Sequence[Sequence[Any]]
+    if dialect == "postgresql":
+        # Straight through asyncpg: a million rows cost seconds less than through the ORM's
+        # result processing; the memory lets the two aggregations hash without spilling.
+        await session.execute(text("SET LOCAL work_mem = '256MB'"))
+        driver = await _driver(session)
+        rows = await driver.fetch(sql.replace(":now", "$1"), now)
+    else:
+        stmt = text(sql).bindparams(bindparam("now", type_=UTCDateTime()))
+        rows = (await session.execute(stmt, {"now": now})).all()
     cols = list(zip(*rows, strict=True)) if rows else [()] * 7
     f8 = np.float64
     return Customers(
@@ -111,11 +118,23 @@ async def load_customers(session: AsyncSession, *, now: datetime) -> Customers:
     )
 
 
+async def _driver(session: AsyncSession) -> Any:
+    """The asyncpg connection under the session's, in its transaction."""
+    connection = await session.connection()
+    raw = await connection.get_raw_connection()
+    return raw.driver_connection
+
+
 def _rounded(values: np.ndarray, digits: int) -> list[float | None]:
-    out = np.round(values, digits).tolist()
-    return [v if np.isfinite(v) else None for v in out]
+    finite = np.isfinite(values)
+    out: list[float | None] = np.round(values, digits).tolist()
+    if not finite.all():  # an overflow in the model for an extreme customer: no value
+        for i in np.flatnonzero(~finite).tolist():
+            out[i] = None
+    return out
 
 
+@np.errstate(all="ignore")  # extreme customers overflow to inf/nan: written as no value
 def compute(customers: Customers, *, settings: Settings, now: datetime) -> Computation:
     """Fit the models and compute every customer's traits (pure; runs in a worker thread)."""
     n = len(customers.ids)
@@ -253,9 +272,7 @@ _PG_TYPES = {
 async def _write_postgres(session: AsyncSession, computation: Computation, now: datetime) -> None:
     # COPY into a temporary table and build the JSON in the database: a million rows take
     # seconds this way, against minutes of parameterised upserts.
-    connection = await session.connection()
-    raw = await connection.get_raw_connection()
-    driver: Any = raw.driver_connection
+    driver = await _driver(session)
     names = list(computation.columns)
     typed = ", ".join(f"{k} {_PG_TYPES[k]}" for k in names)
     await driver.execute(f"CREATE TEMP TABLE clv_refresh (profile_id text, {typed}) ON COMMIT DROP")

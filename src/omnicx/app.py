@@ -15,6 +15,8 @@ from omnicx.db import Database
 from omnicx.errors import install_error_handlers
 from omnicx.hooks import Hooks
 from omnicx.ingest.router import router as ingest_router
+from omnicx.journeys import register as register_journeys
+from omnicx.journeys.router import router as journeys_router
 from omnicx.messaging import inapp_router, public
 from omnicx.messaging import register as register_messaging
 from omnicx.messaging.router import router as messaging_router
@@ -27,6 +29,7 @@ ROUTERS = (
     profiles_router,
     commerce_router,
     segments_router,
+    journeys_router,
     analytics_router,
     messaging_router,
     inapp_router.router,
@@ -41,6 +44,7 @@ def build_hooks(settings: Settings) -> Hooks:
     register_messaging(hooks, settings)
     analytics.register(hooks, settings)
     segments.register(hooks, settings)
+    register_journeys(hooks, settings)
     return hooks
 
 

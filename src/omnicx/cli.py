@@ -16,6 +16,7 @@ from omnicx import migrate
 from omnicx.auth.service import Role, SourceKind, create_source, create_token
 from omnicx.analytics import cli as analytics_cli
 from omnicx.db import Database
+from omnicx.journeys import cli as journeys_cli
 from omnicx.messaging.cli import channels_app
 from omnicx.segments import cli as segments_cli
 from omnicx.settings import get_settings
@@ -32,6 +33,7 @@ app.add_typer(token_app, name="token")
 app.add_typer(channels_app, name="channels")
 import_app = typer.Typer(help="CSV imports (safe to run again).", no_args_is_help=True)
 app.add_typer(segments_cli.app, name="segments")
+app.add_typer(journeys_cli.app, name="journeys")
 app.add_typer(import_app, name="import")
 app.add_typer(analytics_cli.app, name="analytics")
 err = Console(stderr=True)

@@ -5,6 +5,7 @@ from omnicx.analytics import models as analytics_models
 from omnicx.auth import models as auth_models
 from omnicx.commerce import models as commerce_models
 from omnicx.db import Base
+from omnicx.journeys import models as journey_models
 from omnicx.messaging import models as messaging_models
 from omnicx.profiles import models as profile_models
 from omnicx.segments import models as segment_models
@@ -14,6 +15,7 @@ __all__ = [
     "analytics_models",
     "auth_models",
     "commerce_models",
+    "journey_models",
     "messaging_models",
     "profile_models",
     "segment_models",

@@ -81,6 +81,17 @@ class Settings(BaseSettings):
         24, ge=0, description="Hours before a pickup's hold expires that the reminder fires."
     )
 
+    # Journeys (omnicx.journeys).
+    journey_cache_seconds: float = Field(
+        5.0, ge=0, description="How long a process trusts its list of live journeys' events."
+    )
+    journey_hold_seconds: float = Field(
+        30.0, gt=0, description="A paused journey's due timers look again after this long."
+    )
+    journey_max_steps: int = Field(
+        100, ge=1, description="Most nodes one wake-up may execute before it must wait."
+    )
+
     analytics_margin: float = Field(
         1.0, gt=0, le=1, description="Gross margin applied to revenue in CLV (1 = revenue)."
     )

@@ -101,6 +101,30 @@ CALLS: dict[tuple[str, str], dict[str, Any]] = {
     ("GET", "/api/segments/{segment_id}/members"): {"url": "/api/segments/none/members"},
     ("GET", "/api/segments/{segment_id}/members.csv"): {"url": "/api/segments/none/members.csv"},
     ("GET", "/api/profiles/{external_id}/segments"): {"url": "/api/profiles/user_id:x/segments"},
+    ("GET", "/api/journeys"): {"url": "/api/journeys"},
+    ("POST", "/api/journeys"): {
+        "url": "/api/journeys",
+        "json": {
+            "id": "j",
+            "name": "J",
+            "definition": {"entry": {"event": "E"}, "nodes": [{"id": "x", "type": "exit"}]},
+        },
+    },
+    ("GET", "/api/journeys/{journey_id}"): {"url": "/api/journeys/none"},
+    ("PUT", "/api/journeys/{journey_id}"): {
+        "url": "/api/journeys/none",
+        "json": {
+            "name": "J",
+            "definition": {"entry": {"event": "E"}, "nodes": [{"id": "x", "type": "exit"}]},
+        },
+    },
+    ("DELETE", "/api/journeys/{journey_id}"): {"url": "/api/journeys/none"},
+    ("POST", "/api/journeys/{journey_id}/publish"): {"url": "/api/journeys/none/publish"},
+    ("POST", "/api/journeys/{journey_id}/pause"): {"url": "/api/journeys/none/pause"},
+    ("POST", "/api/journeys/{journey_id}/resume"): {"url": "/api/journeys/none/resume"},
+    ("POST", "/api/journeys/{journey_id}/stop"): {"url": "/api/journeys/none/stop"},
+    ("GET", "/api/journeys/{journey_id}/stats"): {"url": "/api/journeys/none/stats"},
+    ("GET", "/api/profiles/{external_id}/journeys"): {"url": "/api/profiles/user_id:x/journeys"},
 }
 
 

@@ -189,6 +189,7 @@ async def test_a_stuck_provider_never_delays_another(
     )
     delivery = Delivery(db, settings, hooks, {"fake-sms": sms, "inapp": inapp})
     sms_lane = asyncio.create_task(delivery.run_pass("fake-sms"))
+    await asyncio.wait_for(sms.entered.wait(), 10)  # the SMS send has begun, and hangs
     assert await delivery.run_pass("inapp") == 1  # finishes while the SMS lane hangs
     assert (await row(db, free.id)).status == "sent"
     assert (await row(db, stuck.id)).status == "sending"

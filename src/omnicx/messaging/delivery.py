@@ -30,9 +30,9 @@ import time
 from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass
 from datetime import datetime, timedelta
-from typing import Any
+from typing import Any, cast
 
-from sqlalchemy import Row, select, update
+from sqlalchemy import Row, Table, bindparam, select, update
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from omnicx.db import Database, utcnow
@@ -78,6 +78,7 @@ CLAIMED = (
     Message.attempts,
     Message.history,
     Message.created_at,
+    Message.updated_at,
 )
 
 
@@ -114,6 +115,37 @@ def outbound(row: Row[Any]) -> OutboundMessage:
         content=kind(**content),
         metadata={"created_at": row.created_at.isoformat(), "template": row.template},
     )
+
+
+@dataclass(frozen=True)
+class Change:
+    row: Row[Any]
+    status: str
+    reason: str | None = None
+    due_at: datetime | None = None
+    provider_message_id: str | None = None
+
+
+_T = cast(Table, Message.__table__)
+UPDATE_CLAIMED = (
+    update(_T)
+    .where(_T.c.id == bindparam("b_id"), _T.c.status == "sending")
+    .values(
+        {
+            name: bindparam(f"b_{name}", type_=_T.c[name].type)
+            for name in (
+                "status",
+                "reason",
+                "due_at",
+                "history",
+                "updated_at",
+                "sent_at",
+                "delivered_at",
+                "provider_message_id",
+            )
+        }
+    )
+)
 
 
 def backoff(settings: Settings, attempt: int, retry_after: float | None) -> float:
@@ -179,13 +211,25 @@ class Delivery:
             self.settings,
             [(r.to["kind"], r.to["value"]) for r in rows if r.to["kind"] not in ("profile", "url")],
         )
-        keep = []
+        keep, skipped = [], []
         for row in rows:
             reason = blocked.get((row.to["kind"], row.to["value"]))
             if reason is None:
                 keep.append(row)
-                continue
-            await self._set(session, row, "skipped", now, reason=f"address suppressed ({reason})")
+            else:
+                skipped.append(Change(row, "skipped", f"address suppressed ({reason})"))
+        await events.record_many(
+            session,
+            self.hooks,
+            [
+                events.internal_event(
+                    r.profile_id, r._asdict(), "sending", now, f".{r.attempts}", attempt=r.attempts
+                )
+                for r in keep
+                if r.profile_id is not None
+            ],
+        )
+        await self._apply(session, skipped, now)
         return keep
 
     async def _send(self, name: str, row: Row[Any]) -> Outcome:
@@ -209,34 +253,27 @@ class Delivery:
         outcomes: Sequence[Outcome],
         now: datetime,
     ) -> None:
+        changes = []
         for row, outcome in zip(rows, outcomes, strict=True):
             if isinstance(outcome, SendResult):
-                await self._set(
-                    session,
-                    row,
-                    outcome.status,
-                    now,
-                    provider_message_id=outcome.provider_message_id,
+                changes.append(
+                    Change(row, outcome.status, provider_message_id=outcome.provider_message_id)
                 )
             elif isinstance(outcome, ProviderError) and not isinstance(outcome, PermanentError):
                 retry_after = outcome.retry_after if isinstance(outcome, TransientError) else None
                 if row.attempts < self.settings.messaging_max_attempts:
                     delay = backoff(self.settings, row.attempts, retry_after)
-                    await self._set(
-                        session,
-                        row,
-                        "queued",
-                        now,
-                        reason=f"attempt {row.attempts} failed: {outcome}",
-                        due_at=now + timedelta(seconds=delay),
+                    changes.append(
+                        Change(
+                            row,
+                            "queued",
+                            f"attempt {row.attempts} failed: {outcome}",
+                            due_at=now + timedelta(seconds=delay),
+                        )
                     )
                 else:
-                    await self._set(
-                        session,
-                        row,
-                        "failed",
-                        now,
-                        reason=f"gave up after {row.attempts}: {outcome}",
+                    changes.append(
+                        Change(row, "failed", f"gave up after {row.attempts}: {outcome}")
                     )
             elif isinstance(outcome, PermanentError) and outcome.prune:
                 await suppress(
@@ -248,59 +285,69 @@ class Delivery:
                     detail=str(outcome),
                     now=now,
                 )
-                await self._set(session, row, "bounced", now, reason=str(outcome))
+                changes.append(Change(row, "bounced", str(outcome)))
             else:
                 text = str(outcome) if isinstance(outcome, ProviderError) else repr(outcome)
-                await self._set(session, row, "failed", now, reason=text)
+                changes.append(Change(row, "failed", text))
+        await self._apply(session, changes, now)
 
-    async def _set(
-        self,
-        session: AsyncSession,
-        row: Row[Any],
-        status: str,
-        now: datetime,
-        *,
-        reason: str | None = None,
-        due_at: datetime | None = None,
-        provider_message_id: str | None = None,
-    ) -> None:
-        """Move a claimed (``sending``) message on, unless something else already did."""
-        statuses = ["sent", "delivered"] if status == "delivered" else [status]
-        history = [*row.history] + [events.entry(s, now, reason=reason) for s in statuses]
-        values: dict[str, Any] = {
-            "status": status,
-            "reason": reason[:1000] if reason else None,
-            "due_at": due_at,
-            "history": history,
-            "updated_at": now,
-        }
-        if status in ("sent", "delivered"):
-            values["sent_at"] = now
-            values["provider_message_id"] = (provider_message_id or "")[:500] or None
-        if status == "delivered":
-            values["delivered_at"] = now
-        result = await session.execute(
-            update(Message)
-            .where(Message.id == row.id, Message.status == "sending")
-            .values(**values)
-            .execution_options(synchronize_session=False)
-        )
-        if not result.rowcount:  # type: ignore[attr-defined]
+    async def _apply(self, session: AsyncSession, changes: Sequence[Change], now: datetime) -> None:
+        """Move claimed (``sending``) messages on in one statement, unless something else already
+        did (a lapsed claim resolved meanwhile), and add their timeline events in one more."""
+        if not changes:
             return
-        fields = row._asdict()
-        for s in statuses:
-            key = f".{row.attempts}" if s == "queued" else ""
-            await events.record(
-                session,
-                self.hooks,
-                profile_id=row.profile_id,
-                message=fields,
-                status=s,
-                at=now,
-                key=key,
-                reason=reason,
-                attempt=row.attempts,
+        live = dict(
+            (
+                await session.execute(
+                    select(Message.id, Message.profile_id)
+                    .where(Message.id.in_([c.row.id for c in changes]), Message.status == "sending")
+                    .with_for_update()
+                )
+            ).all()
+        )
+        params, timeline = [], []
+        for change in changes:
+            row = change.row
+            if row.id not in live:
+                continue
+            statuses = ["sent", "delivered"] if change.status == "delivered" else [change.status]
+            reason = change.reason[:1000] if change.reason else None
+            sent = change.status in ("sent", "delivered")
+            params.append(
+                {
+                    "b_id": row.id,
+                    "b_status": change.status,
+                    "b_reason": reason,
+                    "b_due_at": change.due_at,
+                    "b_history": [
+                        *row.history,
+                        events.entry("sending", row.updated_at, attempt=row.attempts),
+                        *(events.entry(s, now, reason=reason) for s in statuses),
+                    ],
+                    "b_updated_at": now,
+                    "b_sent_at": now if sent else None,
+                    "b_delivered_at": now if change.status == "delivered" else None,
+                    "b_provider_message_id": (change.provider_message_id or "")[:500] or None,
+                }
             )
+            profile_id = live[row.id]
+            if profile_id is not None:
+                fields = row._asdict()
+                timeline += [
+                    events.internal_event(
+                        profile_id,
+                        fields,
+                        s,
+                        now,
+                        f".{row.attempts}" if s == "queued" else "",
+                        reason=reason,
+                        attempt=row.attempts,
+                    )
+                    for s in statuses
+                ]
+        if params:
+            await session.execute(UPDATE_CLAIMED, params)
+        await events.record_many(session, self.hooks, timeline)
 
     async def recover(self) -> int:
         """Resolve messages whose worker died mid-send: in-app again, others ``failed``."""
@@ -316,20 +363,21 @@ class Delivery:
             rows = list(
                 (await session.execute(select(*CLAIMED).where(Message.id.in_(stale)))).all()
             )
-            for row in rows:
-                if row.channel in RETRY_SAFE:
-                    await self._set(
-                        session, row, "queued", now, reason="interrupted; retried", due_at=now
-                    )
-                else:
-                    await self._set(
-                        session,
+            await self._apply(
+                session,
+                [
+                    Change(row, "queued", "interrupted; retried", due_at=now)
+                    if row.channel in RETRY_SAFE
+                    else Change(
                         row,
                         "failed",
-                        now,
-                        reason="interrupted: the worker stopped during the send; outcome "
-                        "unknown, not retried (at most once)",
+                        "interrupted: the worker stopped during the send; outcome unknown, "
+                        "not retried (at most once)",
                     )
+                    for row in rows
+                ],
+                now,
+            )
             return len(rows)
 
         return await self.db.transaction(work)

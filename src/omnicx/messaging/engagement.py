@@ -57,6 +57,59 @@ async def engage(
     return message
 
 
+async def by_provider_id(
+    session: AsyncSession, *, provider: str, provider_message_id: str
+) -> int | None:
+    return (
+        await session.execute(
+            select(Message.id).where(
+                Message.provider == provider, Message.provider_message_id == provider_message_id
+            )
+        )
+    ).scalar_one_or_none()
+
+
+async def delivery_failed(
+    session: AsyncSession,
+    hooks: Hooks,
+    settings: Settings,
+    *,
+    message_id: int,
+    reason: str,
+    prune: bool,
+    now: datetime,
+) -> Message | None:
+    """The service reported, after accepting it, that the message did not arrive: ``failed``,
+    or ``bounced`` with the address suppressed when it is dead."""
+    message = await _locked(session, message_id)
+    if message is None or message.status not in ("sent", "delivered"):
+        return None
+    status = "bounced" if prune else "failed"
+    if prune and message.to:
+        await suppress(
+            session,
+            settings,
+            kind=message.to["kind"],
+            value=message.to["value"],
+            reason="hard_bounce",
+            detail=reason,
+            now=now,
+        )
+    message.status, message.reason, message.updated_at = status, reason[:1000], now
+    message.history = [*message.history, events.entry(status, now, reason=reason)]
+    await events.record(
+        session,
+        hooks,
+        profile_id=message.profile_id,
+        message=message,
+        status=status,
+        at=now,
+        key=".callback",
+        reason=reason,
+    )
+    return message
+
+
 async def unsubscribe(
     session: AsyncSession,
     hooks: Hooks,

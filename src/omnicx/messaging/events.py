@@ -17,7 +17,7 @@ from sqlalchemy.ext.asyncio import AsyncSession
 
 from omnicx.hooks import Hooks
 from omnicx.messaging.models import Message
-from omnicx.profiles.record import iso, record_internal
+from omnicx.profiles.record import InternalEvent, iso, record_internal, record_internal_many
 
 EVENT_NAMES = {
     "queued": "Message Queued",
@@ -60,6 +60,30 @@ def properties(message: Message | dict[str, Any], **extra: Any) -> dict[str, Any
     return props
 
 
+def internal_event(
+    profile_id: str,
+    message: Message | dict[str, Any],
+    status: str,
+    at: datetime,
+    key: str = "",
+    **extra: Any,
+) -> InternalEvent:
+    props = properties(message, **extra)
+    return InternalEvent(
+        profile_id=profile_id,
+        event=EVENT_NAMES[status],
+        message_id=f"omnicx.message.{props['message_id']}.{status}{key}",
+        timestamp=at,
+        properties=props,
+    )
+
+
+async def record_many(session: AsyncSession, hooks: Hooks, changes: list[InternalEvent]) -> None:
+    """Many status changes at once (the delivery loop's batches). The profile ids come from the
+    message rows, which merges move and erasure clears, so they are live."""
+    await record_internal_many(session, changes, hooks=hooks)
+
+
 async def record(
     session: AsyncSession,
     hooks: Hooks,
@@ -74,14 +98,14 @@ async def record(
     """Add the status change to the customer's timeline (once per message, status and key)."""
     if profile_id is None:
         return
-    props = properties(message, **extra)
+    change = internal_event(profile_id, message, status, at, key, **extra)
     await record_internal(
         session,
         profile_id=profile_id,
-        event=EVENT_NAMES[status],
-        message_id=f"omnicx.message.{props['message_id']}.{status}{key}",
+        event=change.event,
+        message_id=change.message_id,
         timestamp=at,
-        properties=props,
+        properties=change.properties,
         hooks=hooks,
     )
 

@@ -13,7 +13,7 @@ from __future__ import annotations
 import base64
 import html
 from typing import Annotated, Literal
-from urllib.parse import parse_qs
+from urllib.parse import parse_qs, parse_qsl
 
 from fastapi import APIRouter, Query, Request
 from fastapi.responses import HTMLResponse, RedirectResponse, Response
@@ -24,6 +24,7 @@ from omnicx.errors import ApiError
 from omnicx.hooks import AppHooks
 from omnicx.messaging import engagement
 from omnicx.messaging.models import Message
+from omnicx.messaging.providers import twilio
 from omnicx.messaging.signing import Links
 
 router = APIRouter(prefix="/m", tags=["message links"], include_in_schema=True)
@@ -121,3 +122,51 @@ async def click(
 
     await db.transaction(work)
     return RedirectResponse(url, status_code=302, headers=NO_STORE)
+
+
+@router.post("/twilio/status")
+async def twilio_status(db: Db, hooks: AppHooks, request: Request) -> Response:
+    """Twilio's status callback (signed with the auth token): delivered, failed, undelivered."""
+    settings = db.settings
+    if settings.twilio_auth_token is None:
+        raise ApiError(404, "not_found", "Twilio is not configured")
+    pairs = parse_qsl((await request.body()).decode("utf-8", "replace"), keep_blank_values=True)
+    url = settings.twilio_status_callback_url or str(request.url)
+    if not twilio.verify_signature(
+        auth_token=settings.twilio_auth_token.get_secret_value(),
+        url=url,
+        params=pairs,
+        signature_header=request.headers.get("x-twilio-signature", ""),
+    ):
+        raise ApiError(403, "bad_signature", "the X-Twilio-Signature does not match")
+    try:
+        report = twilio.parse_status_callback(dict(pairs))
+    except ValueError as exc:
+        raise ApiError(400, "invalid_callback", str(exc)) from exc
+    if report is None or report.status == "sent":
+        return Response(status_code=204)
+
+    async def work(session: AsyncSession) -> None:
+        message_id = await engagement.by_provider_id(
+            session, provider="twilio", provider_message_id=report.provider_message_id
+        )
+        if message_id is None:
+            return
+        now = utcnow()
+        if report.status == "delivered":
+            await engagement.engage(
+                session, hooks, message_id=message_id, status="delivered", now=now
+            )
+        else:
+            await engagement.delivery_failed(
+                session,
+                hooks,
+                settings,
+                message_id=message_id,
+                reason=f"twilio: {report.status} ({report.error_code or 'no code'})",
+                prune=report.prune,
+                now=now,
+            )
+
+    await db.transaction(work)
+    return Response(status_code=204)

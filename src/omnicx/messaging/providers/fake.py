@@ -26,12 +26,14 @@ class FakeProvider:
         self.calls = 0
         self.script: deque[SendResult | ProviderError] = deque()
         self.gate: asyncio.Event | None = None  # set by a test to hold sends until it opens
+        self.entered = asyncio.Event()  # set once a send has begun
 
     def fail_next(self, *errors: ProviderError) -> None:
         self.script.extend(errors)
 
     async def send(self, message: OutboundMessage) -> SendResult:
         self.calls += 1
+        self.entered.set()
         if self.gate is not None:
             await self.gate.wait()
         outcome = self.script.popleft() if self.script else None

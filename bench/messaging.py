@@ -36,7 +36,6 @@ from pathlib import Path
 from typing import Any
 
 import asyncpg
-import httpx
 from sqlalchemy import func, insert, select
 from sqlalchemy.ext.asyncio import AsyncSession
 
@@ -237,12 +236,12 @@ async def enqueue(
     await db.transaction(work)
 
 
-def build_provider(channel: str, http: httpx.AsyncClient, port: int) -> Provider:
+def build_provider(channel: str, settings: Settings, port: int) -> Provider:
     if channel == "inapp":
         return InAppProvider(InboxHub())
     if channel == "webhook":
-        return WebhookProvider(http, key=b"bench", allowed_networks=["127.0.0.0/8"])
-    return SmtpProvider(host="127.0.0.1", port=port, tls="none", pool_size=4)
+        return WebhookProvider(key=b"bench", allowed_networks=["127.0.0.0/8"])
+    return SmtpProvider(host="127.0.0.1", port=port, tls="none", pool_size=settings.smtp_pool_size)
 
 
 async def raw_rate(db: Database, provider: Provider, channel: str, concurrency: int) -> float:
@@ -278,32 +277,29 @@ async def run_channel(
     db: Database, settings: Settings, people: list[str], channel: str, messages: int, port: int
 ) -> tuple[float, float]:
     hooks = build_hooks(settings)
-    async with httpx.AsyncClient(
-        limits=httpx.Limits(max_connections=200, max_keepalive_connections=200)
-    ) as http:
-        provider = build_provider(channel, http, port)
-        await enqueue(db, channel, people, messages, port, "w")
-        delivery = Delivery(db, settings, hooks, {provider.name: provider})
-        start = time.perf_counter()
-        handled = 0
-        while handled < messages:
-            ran = await delivery.run_pass(provider.name)
-            assert ran, "the queue ran dry early"
-            handled += ran
-        worker_rate = messages / (time.perf_counter() - start)
-        async with db.session() as session:
-            sent = (
-                await session.execute(
-                    select(func.count()).where(
-                        Message.channel == channel, Message.status.in_(("sent", "delivered"))
-                    )
+    provider = build_provider(channel, settings, port)
+    await enqueue(db, channel, people, messages, port, "w")
+    delivery = Delivery(db, settings, hooks, {provider.name: provider})
+    start = time.perf_counter()
+    handled = 0
+    while handled < messages:
+        ran = await delivery.run_pass(provider.name)
+        assert ran, "the queue ran dry early"
+        handled += ran
+    worker_rate = messages / (time.perf_counter() - start)
+    async with db.session() as session:
+        sent = (
+            await session.execute(
+                select(func.count()).where(
+                    Message.channel == channel, Message.status.in_(("sent", "delivered"))
                 )
-            ).scalar_one()
-        assert sent == messages, f"{sent} of {messages} sent"
-        raw = await raw_rate(db, provider, channel, settings.messaging_concurrency)
-        close = getattr(provider, "close", None)
-        if close is not None:
-            await close()
+            )
+        ).scalar_one()
+    assert sent == messages, f"{sent} of {messages} sent"
+    raw = await raw_rate(db, provider, channel, settings.messaging_concurrency)
+    close = getattr(provider, "close", None)
+    if close is not None:
+        await close()
     return worker_rate, raw
 
 

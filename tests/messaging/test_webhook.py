@@ -19,6 +19,7 @@ from omnicx.messaging.providers.base import (
     Channel,
     OutboundMessage,
     PermanentError,
+    TransientError,
     WebhookContent,
 )
 from omnicx.messaging.providers.webhook import WebhookProvider
@@ -50,10 +51,8 @@ async def test_signed_webhook_and_retry_after(
     with http_receiver() as receiver:
         s = settings.model_copy(update={"webhook_url": receiver.url + "/hooks/omnicx"})
         receiver.statuses.append(429)
-        async with httpx.AsyncClient() as http:
-            provider = WebhookProvider(
-                http, key=webhook_key(s), allowed_networks=s.webhook_allowed_networks
-            )
+        provider = WebhookProvider(key=webhook_key(s), allowed_networks=s.webhook_allowed_networks)
+        try:
             clock = [T0]
             delivery = Delivery(
                 db, s, app.state.hooks, {"webhook": provider}, clock=lambda: clock[0]
@@ -66,6 +65,8 @@ async def test_signed_webhook_and_retry_after(
             assert await delivery.deliver_due() == 0  # Retry-After: 120
             clock[0] = T0 + timedelta(seconds=120)
             assert await delivery.deliver_due() == 1
+        finally:
+            await provider.close()
     first, second = receiver.received
     assert second.path == "/hooks/omnicx"
     assert json.loads(second.body) == {"customer": sent.profile_id, "offer": "Alpine jacket"}
@@ -91,41 +92,41 @@ async def test_signed_webhook_and_retry_after(
     ],
 )
 async def test_private_and_loopback_targets_are_refused(url: str) -> None:
-    sent: list[httpx.Request] = []
-
-    def record(request: httpx.Request) -> httpx.Response:
-        sent.append(request)
-        return httpx.Response(200)
-
-    async with httpx.AsyncClient(transport=httpx.MockTransport(record)) as http:
-        provider = WebhookProvider(http, key=b"k")
-        message = OutboundMessage(
-            id=1,
-            idempotency_key="k-1",
-            channel=Channel.webhook,
-            profile_id="p",
-            to=Address("url", url),
-            content=WebhookContent(payload={"a": 1}),
-        )
-        with pytest.raises(PermanentError):
-            await provider.send(message)
-    assert sent == []  # refused before any connection
+    message = OutboundMessage(
+        id=1,
+        idempotency_key="k-1",
+        channel=Channel.webhook,
+        profile_id="p",
+        to=Address("url", url),
+        content=WebhookContent(payload={"a": 1}),
+    )
+    provider = WebhookProvider(key=b"k")
+    with pytest.raises(PermanentError):
+        await provider.send(message)
+    assert provider.pool._idle == {}  # refused before any connection was opened
 
 
 async def test_allowed_networks_open_a_private_range() -> None:
     with http_receiver() as receiver:
-        async with httpx.AsyncClient() as http:
-            message = OutboundMessage(
-                id=2,
-                idempotency_key="k-2",
-                channel=Channel.webhook,
-                profile_id="p",
-                to=Address("url", receiver.url + "/in"),
-                content=WebhookContent(payload={"ok": True}),
-            )
-            with pytest.raises(PermanentError, match="private or loopback"):
-                await WebhookProvider(http, key=b"k").send(message)
-            allowed = WebhookProvider(http, key=b"k", allowed_networks=["127.0.0.0/8"])
+        message = OutboundMessage(
+            id=2,
+            idempotency_key="k-2",
+            channel=Channel.webhook,
+            profile_id="p",
+            to=Address("url", receiver.url + "/in?x=1"),
+            content=WebhookContent(payload={"ok": True}),
+        )
+        with pytest.raises(PermanentError, match="private or loopback"):
+            await WebhookProvider(key=b"k").send(message)
+        assert receiver.received == []
+        allowed = WebhookProvider(key=b"k", allowed_networks=["127.0.0.0/8"])
+        try:
             result = await allowed.send(message)
+            receiver.statuses.append(503)
+            with pytest.raises(TransientError, match="HTTP 503"):
+                await allowed.send(message)
+        finally:
+            await allowed.close()
     assert result.status == "sent"
-    assert [r.path for r in receiver.received] == ["/in"]
+    assert [r.path for r in receiver.received] == ["/in?x=1", "/in?x=1"]
+    assert json.loads(receiver.received[0].body) == {"ok": True}

@@ -59,9 +59,9 @@ def _smtp(ctx: ProviderContext) -> Provider:
 
 def _webhook(ctx: ProviderContext) -> Provider:
     return WebhookProvider(
-        ctx.http,
         key=webhook_key(ctx.settings),
         allowed_networks=ctx.settings.webhook_allowed_networks,
+        timeout=ctx.settings.webhook_timeout,
     )
 
 
@@ -93,7 +93,7 @@ def build_providers(
 
 def http_client(settings: Settings) -> httpx.AsyncClient:
     """The HTTP client providers share: HTTP/2 where the server offers it (APNs requires it),
-    bounded timeouts, no redirects (webhooks must not be redirected past the SSRF check)."""
+    bounded timeouts, no redirects."""
     return httpx.AsyncClient(
         http2=True,
         timeout=httpx.Timeout(settings.webhook_timeout),

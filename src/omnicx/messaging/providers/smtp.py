@@ -14,8 +14,9 @@ delivery loop never sends a possibly delivered email twice.
 from __future__ import annotations
 
 import asyncio
+import binascii
 import hashlib
-from email.message import EmailMessage
+from email.header import Header
 from email.utils import formataddr, formatdate
 from typing import ClassVar
 
@@ -34,23 +35,54 @@ from omnicx.messaging.providers.base import (
 HARD_BOUNCE_CODES = {550, 551, 553}
 
 
-def build_email(message: OutboundMessage, content: EmailContent) -> EmailMessage:
-    mail = EmailMessage()
-    mail["From"] = formataddr((content.from_name, content.from_email))
-    mail["To"] = message.to.value
-    mail["Subject"] = content.subject
-    mail["Date"] = formatdate(localtime=False)
+def _header(value: str) -> str:
+    """One header value: no line breaks (no header injection), RFC 2047 when not ASCII."""
+    value = " ".join(value.replace("\r", " ").replace("\n", " ").split())
+    if value.isascii():
+        return value
+    return Header(value, "utf-8").encode(maxlinelen=76)
+
+
+def _part(kind: str, text: str) -> bytes:
+    body = binascii.b2a_qp(text.replace("\r\n", "\n").encode(), istext=True)
+    return (
+        f'Content-Type: text/{kind}; charset="utf-8"\r\n'
+        "Content-Transfer-Encoding: quoted-printable\r\n\r\n"
+    ).encode() + body.replace(b"\n", b"\r\n")
+
+
+def build_email(message: OutboundMessage, content: EmailContent) -> bytes:
+    """The message as MIME bytes: multipart/alternative, text then HTML, quoted-printable.
+
+    Assembled by hand rather than with :class:`email.message.EmailMessage`, whose generator
+    costs over a millisecond a message and would cap a worker near 500 emails/s on its own."""
     domain = content.from_email.rpartition("@")[2] or "omnicx.local"
     tag = hashlib.sha256(message.idempotency_key.encode()).hexdigest()[:16]
-    mail["Message-ID"] = f"<omnicx.{message.id}.{tag}@{domain}>"
-    mail["X-OmniCX-Message-Id"] = str(message.id)
+    boundary = f"=_omnicx_{message.id}_{tag}"
+    headers = [
+        ("From", formataddr((content.from_name, content.from_email), charset="utf-8")),
+        ("To", _header(message.to.value)),
+        ("Subject", _header(content.subject)),
+        ("Date", formatdate(localtime=False)),
+        ("Message-ID", f"<omnicx.{message.id}.{tag}@{domain}>"),
+        ("X-OmniCX-Message-Id", str(message.id)),
+        ("MIME-Version", "1.0"),
+        ("Content-Type", f'multipart/alternative; boundary="{boundary}"'),
+    ]
     if content.reply_to:
-        mail["Reply-To"] = content.reply_to
-    for name, value in content.headers.items():
-        mail[name] = value
-    mail.set_content(content.text)
-    mail.add_alternative(content.html, subtype="html")
-    return mail
+        headers.append(("Reply-To", _header(content.reply_to)))
+    headers += [(name, _header(value)) for name, value in content.headers.items()]
+    head = "".join(f"{name}: {value}\r\n" for name, value in headers).encode()
+    sep = f"\r\n--{boundary}\r\n".encode()
+    return (
+        head
+        + b"\r\nThis is a multi-part message in MIME format."
+        + sep
+        + _part("plain", content.text)
+        + sep
+        + _part("html", content.html)
+        + f"\r\n--{boundary}--\r\n".encode()
+    )
 
 
 class SmtpProvider:
@@ -103,7 +135,7 @@ class SmtpProvider:
     async def send(self, message: OutboundMessage) -> SendResult:
         if not isinstance(message.content, EmailContent):
             raise PermanentError("email messages need email content")
-        data = build_email(message, message.content).as_bytes()
+        data = build_email(message, message.content)
         async with self._slots:
             smtp = None if self._idle.empty() else self._idle.get_nowait()
             if smtp is not None and not smtp.is_connected:

@@ -5,8 +5,9 @@ Headers: ``X-OmniCX-Signature: t=<unix>,v1=<hex>`` (see :mod:`omnicx.messaging.s
 repeat). SSRF: the host is resolved first and the request refused if any address it resolves
 to is loopback, private, link-local, multicast, reserved or unspecified, unless it lies in
 ``OMNICX_WEBHOOK_ALLOWED_NETWORKS``; the connection then goes to the address that was checked
-(the host name travels in ``Host`` and TLS SNI), so a DNS answer that changes between check and
-connect (rebinding) cannot redirect it. Redirects are not followed.
+(the host name travels in ``Host`` and TLS SNI, and the certificate is checked against it), so a
+DNS answer that changes between check and connect (rebinding) cannot redirect it. Redirects are
+not followed. Requests go out on :mod:`~omnicx.messaging.providers.http1` keep-alive connections.
 
 Answers: 2xx sent; 408, 429 and 5xx transient (``Retry-After`` honoured); other 4xx and 3xx
 permanent.
@@ -22,7 +23,6 @@ from collections.abc import Sequence
 from typing import ClassVar
 from urllib.parse import urlsplit, urlunsplit
 
-import httpx
 import orjson
 
 from omnicx.messaging.providers.base import (
@@ -34,6 +34,7 @@ from omnicx.messaging.providers.base import (
     TransientError,
     WebhookContent,
 )
+from omnicx.messaging.providers.http1 import Http1Pool, HttpError, Response
 from omnicx.messaging.signing import webhook_signature
 
 IPAddress = ipaddress.IPv4Address | ipaddress.IPv6Address
@@ -91,9 +92,9 @@ class WebhookProvider:
     name: ClassVar[str] = "webhook"
 
     def __init__(
-        self, client: httpx.AsyncClient, *, key: bytes, allowed_networks: Sequence[str] = ()
+        self, *, key: bytes, allowed_networks: Sequence[str] = (), timeout: float = 10.0
     ) -> None:
-        self.client = client
+        self.pool = Http1Pool(timeout=timeout)
         self.key = key
         try:
             self.allowed: list[Network] = [
@@ -105,9 +106,10 @@ class WebhookProvider:
     async def send(self, message: OutboundMessage) -> SendResult:
         if not isinstance(message.content, WebhookContent):
             raise PermanentError("webhook messages need webhook content")
-        target, host, _ip = await checked_target(message.to.value, self.allowed)
-        body = orjson.dumps(message.content.payload)
         parts = urlsplit(message.to.value)
+        _target, host, ip = await checked_target(message.to.value, self.allowed)
+        body = orjson.dumps(message.content.payload)
+        tls = parts.scheme == "https"
         headers = {
             "Host": parts.netloc.rpartition("@")[2],
             "Content-Type": "application/json",
@@ -116,16 +118,22 @@ class WebhookProvider:
             "Idempotency-Key": message.idempotency_key,
             "X-OmniCX-Signature": webhook_signature(self.key, int(time.time()), body),
         }
-        extensions = {"sni_hostname": host} if parts.scheme == "https" else {}
+        path = parts.path or "/"
+        if parts.query:
+            path += f"?{parts.query}"
         try:
-            response = await self.client.post(
-                target, content=body, headers=headers, extensions=extensions
+            response = await self.pool.post(
+                address=str(ip),
+                port=parts.port or (443 if tls else 80),
+                tls=tls,
+                host=host,
+                path=path,
+                headers=headers,
+                body=body,
             )
-        except httpx.TimeoutException as exc:
-            raise TransientError(f"webhook: timed out ({type(exc).__name__})") from exc
-        except httpx.TransportError as exc:
-            raise TransientError(f"webhook: {type(exc).__name__}: {exc}") from exc
-        status = response.status_code
+        except HttpError as exc:
+            raise TransientError(f"webhook: {exc}") from exc
+        status = response.status
         if 200 <= status < 300:
             return SendResult(
                 provider_message_id=response.headers.get("x-request-id"),
@@ -135,8 +143,11 @@ class WebhookProvider:
             raise TransientError(f"webhook: HTTP {status}", retry_after=_retry_after(response))
         raise PermanentError(f"webhook: HTTP {status}")
 
+    async def close(self) -> None:
+        await self.pool.aclose()
 
-def _retry_after(response: httpx.Response) -> float | None:
+
+def _retry_after(response: Response) -> float | None:
     try:
         return max(0.0, float(response.headers.get("retry-after", "")))
     except ValueError:

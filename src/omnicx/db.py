@@ -13,12 +13,14 @@ one process queue on an asyncio lock instead of spinning on ``busy_timeout``.
 from __future__ import annotations
 
 import asyncio
+import json
 import logging
 from collections.abc import AsyncIterator, Awaitable, Callable
 from contextlib import asynccontextmanager
 from datetime import UTC, datetime
 from typing import Annotated, Any, TypeVar
 
+import orjson
 from fastapi import Depends, Request
 from sqlalchemy import JSON, BigInteger, DateTime, Dialect, Integer, MetaData, event
 from sqlalchemy.dialects import postgresql, sqlite
@@ -92,14 +94,40 @@ def is_retryable(exc: BaseException) -> bool:
     return sqlstate in _RETRY_SQLSTATES
 
 
+def json_dumps(value: Any) -> str:
+    """JSON columns are written by orjson, several times faster than ``json`` (which took ~8% of
+    ingest's CPU); what orjson refuses (non-string keys, integers past 64 bits, datetimes) goes
+    to ``json`` as before. Differences: no ASCII escaping, NaN is stored as null."""
+    try:
+        return orjson.dumps(value, option=_ORJSON_REFUSE).decode()
+    except TypeError:
+        return json.dumps(value)
+
+
+def json_loads(text: str | bytes) -> Any:
+    """orjson, or ``json`` for the NaN and Infinity it wrote before (orjson writes null)."""
+    try:
+        return orjson.loads(text)
+    except orjson.JSONDecodeError:
+        return json.loads(text)
+
+
+_ORJSON_REFUSE = orjson.OPT_PASSTHROUGH_DATETIME | orjson.OPT_PASSTHROUGH_DATACLASS
+
+
 def make_engine(settings: Settings) -> AsyncEngine:
     url = settings.database_url
+    codec: dict[str, Any] = {"json_serializer": json_dumps, "json_deserializer": json_loads}
     if settings.is_sqlite:
-        engine = create_async_engine(url, pool_size=5, max_overflow=10)
+        engine = create_async_engine(url, pool_size=5, max_overflow=10, **codec)
         _configure_sqlite(engine)
         return engine
     return create_async_engine(
-        url, pool_size=settings.db_pool_size, max_overflow=settings.db_pool_size, pool_pre_ping=True
+        url,
+        pool_size=settings.db_pool_size,
+        max_overflow=settings.db_pool_size,
+        pool_pre_ping=True,
+        **codec,
     )
 
 

@@ -8,9 +8,10 @@ For each backend and channel (in-app, webhook, email) the benchmark
 2. starts the receiving server in its own process (a minimal keep-alive HTTP/1.1 server for
    webhooks, aiosmtpd for email), so it does not share the worker's interpreter;
 3. inserts ``--messages`` queued messages (already rendered, as :func:`service.submit` leaves
-   them) and times one :class:`~omnicx.messaging.delivery.Delivery` draining them with the
-   production settings (batches of 200, 100 sends in flight, SMTP pool of 4): the claim
-   transaction, the sends, the outcome transaction with its timeline events;
+   them) and times one :class:`~omnicx.messaging.delivery.Delivery` draining them as the
+   worker does (two passes per lane, batches of 200, 100 sends in flight, SMTP pool of 4): the
+   claim transaction with its ``Message Sending`` events, the sends, the outcome transaction
+   with its ``Message Sent`` events;
 4. times the provider alone on the same number of messages at the same concurrency: the ceiling
    the delivery loop is compared with.
 
@@ -281,11 +282,8 @@ async def run_channel(
     await enqueue(db, channel, people, messages, port, "w")
     delivery = Delivery(db, settings, hooks, {provider.name: provider})
     start = time.perf_counter()
-    handled = 0
-    while handled < messages:
-        ran = await delivery.run_pass(provider.name)
-        assert ran, "the queue ran dry early"
-        handled += ran
+    handled = await delivery.drain(provider.name)
+    assert handled == messages, f"{handled} of {messages} handled"
     worker_rate = messages / (time.perf_counter() - start)
     async with db.session() as session:
         sent = (

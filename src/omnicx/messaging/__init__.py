@@ -11,11 +11,12 @@ from __future__ import annotations
 
 import asyncio
 import logging
+from collections import Counter
 from datetime import datetime
 
 from omnicx.db import Database
 from omnicx.hooks import Hooks
-from omnicx.messaging.delivery import Delivery
+from omnicx.messaging.delivery import PASSES_PER_LANE, Delivery
 from omnicx.messaging.engagement import eraser, on_merge
 from omnicx.messaging.providers.registry import ProviderContext, build_providers, http_client
 from omnicx.settings import Settings
@@ -25,12 +26,14 @@ RECOVER_EVERY_SECONDS = 5.0
 
 
 class Dispatcher:
-    """The worker job: builds the providers on first use, then keeps every lane busy."""
+    """The worker job: builds the providers on first use, then keeps every lane busy with
+    :data:`~omnicx.messaging.delivery.PASSES_PER_LANE` passes, so one batch's sends overlap the
+    next batch's claim and the previous batch's bookkeeping."""
 
     def __init__(self, settings: Settings) -> None:
         self.settings = settings
         self.delivery: Delivery | None = None
-        self.lanes: dict[str, asyncio.Task[int]] = {}
+        self.passes: dict[asyncio.Task[int], str] = {}
         self.recovered_at = 0.0
 
     def _start(self, db: Database, hooks: Hooks) -> Delivery:
@@ -44,22 +47,22 @@ class Dispatcher:
         if loop.time() - self.recovered_at > RECOVER_EVERY_SECONDS:
             self.recovered_at = loop.time()
             await delivery.recover()
+        running = Counter(self.passes.values())
         for name in delivery.providers:
-            if name not in self.lanes:
-                self.lanes[name] = asyncio.create_task(delivery.run_pass(name))
+            for _ in range(PASSES_PER_LANE - running[name]):
+                self.passes[asyncio.create_task(delivery.run_pass(name))] = name
         done, _ = await asyncio.wait(
-            self.lanes.values(),
+            self.passes,
             timeout=self.settings.worker_poll_seconds,
             return_when=asyncio.FIRST_COMPLETED,
         )
         handled = 0
-        for name, task in list(self.lanes.items()):
-            if task in done:
-                del self.lanes[name]
-                try:
-                    handled += task.result()
-                except Exception:  # the claimed messages stay `sending` until recovered
-                    log.exception("delivery lane %s failed", name)
+        for task in done:
+            name = self.passes.pop(task)
+            try:
+                handled += task.result()
+            except Exception:  # the claimed messages stay `sending` until recovered
+                log.exception("delivery lane %s failed", name)
         return handled
 
 

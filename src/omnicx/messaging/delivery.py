@@ -60,6 +60,7 @@ from omnicx.settings import Settings
 log = logging.getLogger(__name__)
 
 RETRY_SAFE = frozenset({Channel.inapp.value})
+PASSES_PER_LANE = 2  # concurrent passes per provider: sends overlap the database work
 CONTENT_TYPES: dict[str, type[Any]] = {
     t.__name__: t for t in (EmailContent, SmsContent, PushContent, InAppContent, WebhookContent)
 }
@@ -174,6 +175,17 @@ class Delivery:
         await self.recover()
         counts = await asyncio.gather(*(self.run_pass(name) for name in self.providers))
         return sum(counts)
+
+    async def drain(self, name: str) -> int:
+        """Run ``name``'s lane until its queue has nothing due (benchmarks, tools)."""
+
+        async def lane() -> int:
+            handled = 0
+            while ran := await self.run_pass(name):
+                handled += ran
+            return handled
+
+        return sum(await asyncio.gather(*(lane() for _ in range(PASSES_PER_LANE))))
 
     async def run_pass(self, name: str, *, only: int | None = None) -> int:
         """Claim, send and record one batch of ``name``'s due messages (or just message

@@ -106,7 +106,7 @@ async def test_abandoned_cart_push_after_an_hour_and_the_goal_takes_a_buyer_out(
     await drain(db, hooks, due)
     async with httpx.AsyncClient() as http:
         vapid = VapidConfig(
-            private_key=settings.vapid_private_key,  # type: ignore[arg-type]
+            private_key=settings.vapid_private_key,
             subject=settings.vapid_subject,
             allow_http=True,
         )

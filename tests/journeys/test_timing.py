@@ -23,8 +23,8 @@ EVERY_DAY = tuple(range(7))
 WEEKDAYS = tuple(range(5))
 
 
-def utc(*args: int) -> datetime:
-    return datetime(*args, tzinfo=UTC)
+def utc(year: int, month: int, day: int, hour: int = 0, minute: int = 0) -> datetime:
+    return datetime(year, month, day, hour, minute, tzinfo=UTC)
 
 
 def window(start: str, end: str, days: tuple[int, ...] = EVERY_DAY) -> Window:

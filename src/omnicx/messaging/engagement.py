@@ -136,6 +136,7 @@ async def unsubscribe(
             }
         ],
     )
+    await hooks.changed(session, {message.profile_id: {"consent": True}})  # segments re-check
     await events.record(
         session,
         hooks,

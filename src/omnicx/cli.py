@@ -13,8 +13,8 @@ from rich.console import Console
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from omnicx import migrate
-from omnicx.auth.service import Role, SourceKind, create_source, create_token
 from omnicx.analytics import cli as analytics_cli
+from omnicx.auth.service import Role, SourceKind, create_source, create_token
 from omnicx.db import Database
 from omnicx.journeys import cli as journeys_cli
 from omnicx.messaging.cli import channels_app

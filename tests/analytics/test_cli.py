@@ -1,15 +1,24 @@
-"""``omnicx analytics clv`` and ``abtest``: a file in, the published numbers out."""
+"""``omnicx analytics clv``/``abtest`` (a file or counts in, the published numbers out) and
+``refresh`` against a real database."""
 
 from __future__ import annotations
 
 import csv
 import json
+import os
+import subprocess
+import sys
+from datetime import UTC, datetime, timedelta
 from pathlib import Path
 
 from typer.testing import CliRunner
 
+from omnicx import timers
+from omnicx.analytics import service
 from omnicx.cli import app
+from omnicx.db import Database
 from tests.analytics.cdnow import transactions
+from tests.analytics.factories import add_orders
 
 runner = CliRunner()
 
@@ -86,3 +95,28 @@ def test_abtest_json_and_text() -> None:
     assert "sample ratio mismatch" in text.stdout
     bad = runner.invoke(app, ["analytics", "abtest", "--control", "10/20", "--treatment", "5/1"])
     assert bad.exit_code == 2
+
+
+async def test_refresh_command_writes_traits_and_schedules_the_next(
+    db: Database, database_url: str
+) -> None:
+    day = datetime(2024, 1, 10, tzinfo=UTC)
+    await add_orders(db, [("p1", day, 10.0), ("p1", day + timedelta(days=5), 20.0)])
+    await add_orders(db, [("p2", day, 15.0)])
+    env = {**os.environ, "OMNICX_DATABASE_URL": database_url, "OMNICX_SECRET_KEY": "cli-test"}
+    done = subprocess.run(
+        [sys.executable, "-m", "omnicx.cli", "analytics", "refresh"],
+        env=env,
+        text=True,
+        capture_output=True,
+        timeout=120,
+        check=False,
+    )
+    assert done.returncode == 0, done.stderr
+    report = json.loads(done.stdout.strip().splitlines()[-1])
+    assert report["customers"] == 2 and report["repeat_customers"] == 1
+    async with db.session() as session:
+        traits = await service.computed_traits(session, profile_id="p1")
+        pending = await timers.pending(session, key=service.REFRESH_TIMER)
+    assert traits["clv_historical"] == 30.0
+    assert pending is not None and pending.due_at is not None

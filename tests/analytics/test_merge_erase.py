@@ -8,8 +8,9 @@ import httpx
 from sqlalchemy import func, select
 
 from omnicx.analytics import service
-from omnicx.analytics.models import ComputedTraits, SurveyResponse
+from omnicx.analytics.models import ComputedTraits, SurveyResponse, computed_traits_of
 from omnicx.db import Database
+from omnicx.profiles.models import Profile
 from tests.analytics.factories import add_orders
 from tests.helpers import profile, send_ok
 
@@ -67,3 +68,23 @@ async def test_survey_answers_follow_a_merge_and_go_with_erasure(
     assert erased.status_code == 200, erased.text
     assert await count(db, SurveyResponse) == 0
     assert await count(db, ComputedTraits) == 0
+
+
+async def test_computed_traits_are_queryable_from_profiles(
+    client: httpx.AsyncClient, db: Database, write_key: str, admin_headers: dict[str, str]
+) -> None:
+    for user in ("u1", "u2"):
+        await send_ok(client, write_key, "identify", userId=user, traits={"plan": "gold"})
+    ids = {u: (await profile(client, admin_headers, f"user_id:{u}"))["id"] for u in ("u1", "u2")}
+    await add_orders(db, [(ids["u1"], datetime(2024, 3, 3, tzinfo=UTC), 30.0)])
+    await service.refresh_now(db, db.settings, now=datetime(2024, 4, 1, tzinfo=UTC))
+    traits = computed_traits_of(Profile.id)
+    async with db.session() as session:
+        rich = await session.execute(
+            select(Profile.id).where(traits["clv_historical"].as_float() >= 30)
+        )
+        assert list(rich.scalars()) == [ids["u1"]]
+        segments = await session.execute(
+            select(Profile.id, traits["rfm_segment"].as_string()).order_by(Profile.id)
+        )
+        assert dict(segments.all()) == {ids["u1"]: "hibernating", ids["u2"]: None}  # 1 of 1: lowest

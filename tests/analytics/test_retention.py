@@ -11,6 +11,7 @@ from omnicx.auth.service import Role
 from omnicx.db import Database
 from tests.analytics.factories import add_orders, at
 from tests.conftest import new_token
+from tests.helpers import profile, send_ok
 
 # "Now" is 15 May 2024: May is running, June has not started.
 NOW = datetime(2024, 5, 15, 12, tzinfo=UTC)
@@ -105,3 +106,22 @@ async def test_api_retention_csv_and_refusals(client: httpx.AsyncClient, db: Dat
     assert bad.status_code == 422
     agent = {"Authorization": f"Bearer {await new_token(db, Role.agent)}"}
     assert (await client.get("/api/analytics/churn", headers=agent)).status_code == 403
+
+
+async def test_first_seen_cohorts_count_orders_of_people_first_seen_that_month(
+    client: httpx.AsyncClient, db: Database, write_key: str, admin_headers: dict[str, str]
+) -> None:
+    for user, seen in (("v1", "2024-01-03T10:00:00Z"), ("v2", "2024-01-20T10:00:00Z")):
+        await send_ok(client, write_key, "page", userId=user, name="Home", timestamp=seen)
+    await send_ok(
+        client, write_key, "page", userId="v3", name="Home", timestamp="2024-02-02T10:00:00Z"
+    )
+    v1 = (await profile(client, admin_headers, "user_id:v1"))["id"]
+    await add_orders(db, [(v1, at(date(2024, 2, 14)), 10)])
+    async with db.session() as session:
+        rows = await retention.cohorts(
+            session, period="month", start=START, end=END, now=NOW, cohort="first_seen", periods=3
+        )
+    by = {r["cohort"]: r for r in rows}
+    assert by["2024-01"]["size"] == 2 and by["2024-01"]["retention"] == [0.0, 0.5, 0.0]
+    assert by["2024-02"]["size"] == 1 and by["2024-02"]["retention"] == [0.0, 0.0, 0.0]

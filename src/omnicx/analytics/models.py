@@ -11,7 +11,7 @@ from __future__ import annotations
 from datetime import datetime
 from typing import Any
 
-from sqlalchemy import Index, Integer, String
+from sqlalchemy import Index, Integer, String, select
 from sqlalchemy.orm import Mapped, mapped_column
 
 from omnicx.db import Base, BigId, JSONType, UTCDateTime
@@ -55,3 +55,14 @@ class AnalyticsRun(Base):
     started_at: Mapped[datetime] = mapped_column(UTCDateTime, index=True)
     finished_at: Mapped[datetime] = mapped_column(UTCDateTime)
     report: Mapped[dict[str, Any]] = mapped_column(JSONType, default=dict)
+
+
+def computed_traits_of(profile_id: Any) -> Any:
+    """A JSON SQL expression for the computed traits of ``profile_id`` (e.g. ``Profile.id``),
+    NULL when none: index it like a JSON column, ``computed_traits_of(Profile.id)["p_alive"]``.
+    Segments compile ``{"computed": …}`` conditions with it."""
+    return (
+        select(ComputedTraits.traits)
+        .where(ComputedTraits.profile_id == profile_id)
+        .scalar_subquery()
+    )

@@ -15,6 +15,11 @@ Choices where the issue is silent:
 - Traits go to ``computed_traits`` with a merge (other computed keys, e.g. last NPS, stay);
   customers whose every order was cancelled since lose their CLV keys.
 - A refresh runs in one transaction: readers see the old traits or the new ones, never a mix.
+  Scheduled, it runs as the durable timer ``analytics.refresh`` inside the worker's timer
+  transaction, so timers claimed in the same batch wait for it (up to a minute for a million
+  customers on PostgreSQL); on SQLite it holds the write lock meanwhile. It writes only
+  ``computed_traits``, never ``profiles``, so on PostgreSQL ingest waits for it only when a
+  survey answer or a merge touches a row it is rewriting.
 """
 
 from __future__ import annotations

@@ -91,6 +91,9 @@ class Settings(BaseSettings):
     journey_max_steps: int = Field(
         100, ge=1, description="Most nodes one wake-up may execute before it must wait."
     )
+    journey_batch_size: int = Field(
+        200, ge=1, le=1000, description="Journey timers a worker handles in one transaction."
+    )
 
     analytics_margin: float = Field(
         1.0, gt=0, le=1, description="Gross margin applied to revenue in CLV (1 = revenue)."

@@ -270,3 +270,44 @@ async def test_publishing_refuses_unknown_templates_and_segments(
     await template(client, h, "remind")
     await client.put("/api/journeys/quotes", json={"name": "Q", "definition": remind()}, headers=h)
     assert (await publish_(client, h, "quotes"))["journey"]["status"] == "live"
+
+
+async def test_a_broken_run_fails_alone_and_the_batch_goes_on(
+    client: httpx.AsyncClient,
+    app: FastAPI,
+    db: Database,
+    write_key: str,
+    admin_headers: dict[str, str],
+) -> None:
+    """One run whose wake-up raises (here: its node vanished) does not hold up the others due
+    with it: the batch is rolled back and handled one by one; only the broken timer is kept,
+    with its error, for a retry."""
+    from sqlalchemy import update
+
+    from omnicx.journeys.models import JourneyRun
+
+    await template(client, admin_headers, "remind")
+    await journey(client, admin_headers, "quotes", remind())
+    t0 = utcnow()
+    for user in ("ana", "bo", "cy"):
+        await track(client, write_key, user, "Quote Requested", t0)
+    await drain(db, app.state.hooks, t0)
+    [bo] = await runs(client, admin_headers, "user_id:bo")
+
+    async def break_bo(session: Any) -> None:
+        await session.execute(
+            update(JourneyRun).where(JourneyRun.id == bo["id"]).values(node="ghost")
+        )
+
+    await db.transaction(break_bo)
+    later = t0 + timedelta(hours=1, seconds=1)
+    await timers.run_due(db, app.state.hooks, now=later)
+    statuses = {
+        u: (await runs(client, admin_headers, f"user_id:{u}"))[0]["status"]
+        for u in ("ana", "bo", "cy")
+    }
+    assert statuses == {"ana": "completed", "bo": "waiting", "cy": "completed"}
+    [left] = [t for t in await pending_timers(db) if t.kind.startswith("journey.")]
+    assert left.key == f"journey.run:{bo['id']}" and left.attempts == 1
+    assert "ghost" in (left.last_error or "")
+    assert len(await messages(db)) == 2

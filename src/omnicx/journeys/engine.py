@@ -1,506 +1,353 @@
-"""The engine: timer handlers that enter customers, advance their runs and take them out.
+"""The engine: enter customers, advance their runs, take them out, from the timers table.
 
-Three timer kinds, each run by any worker inside one transaction with the timer's removal:
+Three timer kinds: ``journey.enter`` (a matching event happened), ``journey.run:{run}`` (the
+run's one pending wake-up: a wait elapsed, an awaited event came, a timeout), and
+``journey.goal:{run}`` (the goal event came: converted at once, its wake-up cancelled).
 
-- ``journey.enter``: a matching event happened. Under a per-(journey, customer) lock (an
-  advisory lock on PostgreSQL; SQLite has one writer) the re-entry policy is checked and the run
-  row inserted (its entry key unique), then advanced.
-- ``journey.run:{run}``: the run's one pending wake-up: a wait elapsed, an awaited event came
-  (the projector moved the timer to now), or a timeout. The payload names the ``visit`` it was
-  set for; a run that has moved on since ignores it.
-- ``journey.goal:{run}``: the goal event came: the run is converted and its wake-up cancelled,
-  wherever it was.
+**Batches.** The handlers are registered with ``hooks.timer`` like any other, so any worker
+(and ``timers.run_due``) runs them. The first journey timer a transaction runs claims every due
+journey timer it can (``FOR UPDATE SKIP LOCKED``, up to ``OMNICX_JOURNEY_BATCH_SIZE``, always
+including itself) and handles them together: runs are loaded and locked in one query, entries
+checked and inserted in one, and steps, timer changes, timeline events and the claimed timers'
+removal are written in a few bulk statements, in the same transaction, so each timer's effects
+and its removal still commit together. The other claimed timers' handlers, when ``run_due``
+reaches them, find them done. If the batch fails, it is rolled back to its savepoint and the
+transaction goes on one timer at a time (each in ``run_due``'s own savepoint, so one bad timer
+is retried with backoff and blocks no other).
 
-Advancing executes nodes until the run waits or ends. Each executed node is a ``journey_steps``
-row unique on ``(run, node, visit)``; a send's idempotency key is ``journey:{run}:{node}:{visit}``,
-so if a worker dies mid-way the whole wake-up is re-run from the same committed state and makes
-the same, single, message. The run row is locked (``FOR UPDATE``) while it advances, so a goal
-and a wake-up handled by two workers at once are applied one after the other.
+**Exactly once.** A run is locked (``FOR UPDATE``) while it advances, and a wake-up carries the
+``visit`` it was set for: a run that moved on ignores it. Entries are serialised per journey
+and customer by an advisory lock on PostgreSQL (SQLite has one writer) before the re-entry
+policy is checked; the entry key is unique. Each executed node is a ``journey_steps`` row
+unique on ``(run, node, visit)``.
 
-While a journey is paused its timers, when they come due, move themselves
-``OMNICX_JOURNEY_HOLD_SECONDS`` later without acting; goals still convert (taking a customer out
-sends nothing). Timeline events: ``Journey Entered``, ``Journey Step`` (one per executed node),
-``Journey Converted`` and ``Journey Exited`` (with the reason: completed, exit node, stopped).
+**Pause.** A paused journey's due enter and run timers move themselves
+``OMNICX_JOURNEY_HOLD_SECONDS`` later without acting; goals still convert (taking a customer
+out sends nothing).
 """
 
 from __future__ import annotations
 
 import hashlib
-from dataclasses import dataclass, field
+import logging
+from collections.abc import Sequence
 from datetime import datetime, timedelta
-from typing import Any
+from typing import Any, cast
 
-from sqlalchemy import select, text, update
+from sqlalchemy import Row, Table, bindparam, delete, select, text, update
 from sqlalchemy.ext.asyncio import AsyncSession
 
-from omnicx import timers
-from omnicx.errors import ApiError
+from omnicx.db import dialect_insert
 from omnicx.hooks import Hooks
-from omnicx.journeys import timing
 from omnicx.journeys.catalog import Definitions
-from omnicx.journeys.definition import (
-    Branch,
-    Exit,
-    JourneyDef,
-    Send,
-    Split,
-    Step,
-    UpdateTraits,
-    Wait,
-    WaitForEvent,
-)
-from omnicx.journeys.matching import all_hold, expected
+from omnicx.journeys.definition import JourneyDef
 from omnicx.journeys.models import Journey, JourneyRun, JourneyStep
 from omnicx.journeys.projector import ENTER, GOAL, RUN, run_key
-from omnicx.journeys.traits import set_traits
-from omnicx.messaging.policies import zone_of
-from omnicx.messaging.providers.registry import configured
-from omnicx.messaging.service import SendRequest, submit
+from omnicx.journeys.runner import LIVE_RUN, Batch, Runner, bucket
 from omnicx.profiles.models import Profile
-from omnicx.profiles.record import InternalEvent, record_internal_many
-from omnicx.segments.engine import Loaded, evaluate
-from omnicx.segments.language import dependencies
+from omnicx.profiles.record import chunks, record_internal_many
 from omnicx.settings import Settings
+from omnicx.timers import Timer
 
-LIVE_RUN = ("active", "waiting")
-HOLDOUT = "holdout"
+log = logging.getLogger(__name__)
+KINDS = (ENTER, RUN, GOAL)
+DONE, ONE_BY_ONE = "omnicx.journeys.done", "omnicx.journeys.one_by_one"
+TIMER_COLUMNS = (Timer.id, Timer.kind, Timer.key, Timer.due_at, Timer.payload)
+
+__all__ = ["Engine", "bucket", "live_profiles", "may_enter"]
 
 
 class StepConflict(RuntimeError):
-    """A step was already recorded: another worker advanced this run; this wake-up is stale."""
-
-
-def bucket(*parts: str) -> float:
-    """A stable number in [0, 100) for a customer at a split."""
-    digest = hashlib.sha256(":".join(parts).encode()).digest()
-    return int.from_bytes(digest[:8], "big") / 2**64 * 100
+    """A step was recorded already: another transaction advanced this run first."""
 
 
 def lock_key(*parts: str) -> int:
     return int.from_bytes(hashlib.sha256(":".join(parts).encode()).digest()[:8], "big", signed=True)
 
 
-@dataclass
-class Advance:
-    """What one wake-up did: step rows and timeline events, written together at the end."""
-
-    run: JourneyRun
-    journey: Journey
-    now: datetime
-    steps: list[dict[str, Any]] = field(default_factory=list)
-    events: list[InternalEvent] = field(default_factory=list)
-
-    def event(self, name: str, suffix: str, **properties: Any) -> None:
-        run = self.run
-        self.events.append(
-            InternalEvent(
-                profile_id=run.profile_id,
-                event=name,
-                message_id=f"journey:{run.id}:{suffix}",
-                timestamp=self.now,
-                properties={
-                    "journey_id": run.journey_id,
-                    "journey_name": self.journey.name,
-                    "version": run.version,
-                    "run_id": run.id,
-                    "variant": run.variant,
-                    **properties,
-                },
-            )
-        )
-
-
 class Engine:
     def __init__(self, settings: Settings, hooks: Hooks, definitions: Definitions) -> None:
-        self.settings = settings
         self.hooks = hooks
         self.definitions = definitions
-        self.available = configured(settings)
+        self.runner = Runner(settings, hooks, definitions)
         self.hold = timedelta(seconds=settings.journey_hold_seconds)
-        self.max_steps = settings.journey_max_steps
+        self.batch_size = settings.journey_batch_size
 
     def register(self) -> None:
-        self.hooks.timer(ENTER, self.enter)
-        self.hooks.timer(RUN, self.wake)
-        self.hooks.timer(GOAL, self.goal)
+        for kind in KINDS:
+            self.hooks.timer(kind, self.handle)
 
-    # --- the three timer handlers -----------------------------------------------------------
+    async def handle(self, session: AsyncSession, payload: dict[str, Any], now: datetime) -> None:
+        """Timer handler for every journey kind: handle this timer, with the others due."""
+        done: set[str] = session.info.setdefault(DONE, set())
+        key = payload["key"]
+        if key in done:
+            return
+        current = (
+            await session.execute(select(*TIMER_COLUMNS).where(Timer.key == key))
+        ).one_or_none()
+        if current is None:
+            return
+        if not session.info.get(ONE_BY_ONE):
+            rows = await self._claim(session, now, current)
+            try:
+                async with session.begin_nested():
+                    await self.process(session, rows, now)
+            except Exception:  # handled again one timer at a time, each with its own retries
+                log.exception("journey batch of %d failed; going one by one", len(rows))
+                session.info[ONE_BY_ONE] = True
+            else:
+                done.update(r.key for r in rows)
+                return
+        await self.process(session, [current], now)
+        done.add(key)
 
-    async def enter(self, session: AsyncSession, payload: dict[str, Any], now: datetime) -> None:
-        journey = await session.get(Journey, payload["journey"])
-        if journey is None or journey.status not in ("live", "paused"):
-            return
-        if journey.status == "paused":
-            return await self._hold(session, ENTER, payload, now)
-        assert journey.live_version is not None
-        profile_id = await live_profile(session, payload["profile"])
-        if profile_id is None:
-            return
-        if session.get_bind().dialect.name == "postgresql":
-            await session.execute(
-                text("SELECT pg_advisory_xact_lock(:k)"),
-                {"k": lock_key("journey", journey.id, profile_id)},
-            )
-        definition = await self.definitions.get(session, journey.id, journey.live_version)
-        if not await self._may_enter(session, journey.id, profile_id, definition, now):
-            return
+    async def _claim(self, session: AsyncSession, now: datetime, current: Row[Any]) -> list[Any]:
         stmt = (
-            self._insert(session)
-            .values(
-                journey_id=journey.id,
-                version=journey.live_version,
-                profile_id=profile_id,
-                entry_key=payload["entry_key"],
-                status="active",
-                node=definition.start,
-                visit=0,
-                context=payload["event"]["properties"],
-                entered_at=now,
-            )
-            .on_conflict_do_nothing(index_elements=["journey_id", "profile_id", "entry_key"])
-            .returning(JourneyRun)
+            select(*TIMER_COLUMNS)
+            .where(Timer.kind.in_(KINDS), Timer.due_at <= now)
+            .order_by(Timer.due_at, Timer.id)
+            .limit(self.batch_size)
+            .with_for_update(skip_locked=True)
         )
-        run = (await session.execute(stmt)).scalar_one_or_none()
-        if run is None:
-            return  # this key already entered
-        work = Advance(run, journey, now)
-        work.event("Journey Entered", "entered", trigger=payload["event"]["name"])
-        await self._advance(session, work, definition, resume=None)
+        rows = list((await session.execute(stmt)).all())
+        if all(r.id != current.id for r in rows):
+            rows.append(current)
+        return rows
 
-    async def wake(self, session: AsyncSession, payload: dict[str, Any], now: datetime) -> None:
-        run = await self._locked_run(session, payload["run"])
-        if run is None or run.status not in LIVE_RUN or run.visit != payload["visit"]:
-            return  # finished, or moved on since this wake-up was set
-        journey = await session.get(Journey, run.journey_id)
-        if journey is None or journey.status == "stopped":
-            return
-        if journey.status == "paused":
-            return await self._hold(session, RUN, payload, now, key=run_key(run.id))
-        definition = await self.definitions.get(session, run.journey_id, run.version)
-        await self._advance(session, Advance(run, journey, now), definition, resume=payload)
+    async def process(self, session: AsyncSession, rows: Sequence[Any], now: datetime) -> None:
+        """Handle claimed journey timers and remove them, all in the caller's transaction."""
+        batch = Batch(now)
+        journey_ids = {r.payload.get("journey") for r in rows if r.kind == ENTER}
+        run_ids = sorted({int(r.payload["run"]) for r in rows if r.kind != ENTER})
+        runs: dict[int, JourneyRun] = {}
+        if run_ids:
+            stmt = (
+                select(JourneyRun)
+                .where(JourneyRun.id.in_(run_ids))
+                .order_by(JourneyRun.id)
+                .with_for_update()
+                .execution_options(populate_existing=True)
+            )
+            runs = {r.id: r for r in (await session.execute(stmt)).scalars()}
+            journey_ids |= {r.journey_id for r in runs.values()}
+        journeys = {
+            j.id: j
+            for j in (
+                await session.execute(select(Journey).where(Journey.id.in_(journey_ids)))
+            ).scalars()
+        }
+        batch.names = {j.id: j.name for j in journeys.values()}
+        for row in (r for r in rows if r.kind == GOAL):
+            self._goal(batch, row, runs.get(int(row.payload["run"])))
+        for row in (r for r in rows if r.kind == RUN):
+            await self._wake(session, batch, row, runs.get(int(row.payload["run"])), journeys)
+        enters = [r for r in rows if r.kind == ENTER]
+        if enters:
+            await self._enter(session, batch, enters, journeys)
+        await self._write(session, batch, [r.id for r in rows])
 
-    async def goal(self, session: AsyncSession, payload: dict[str, Any], now: datetime) -> None:
-        run = await self._locked_run(session, payload["run"])
+    # --- the three kinds ----------------------------------------------------------------------
+
+    def _goal(self, batch: Batch, row: Any, run: JourneyRun | None) -> None:
         if run is None or run.status not in LIVE_RUN:
             return
-        journey = await session.get(Journey, run.journey_id)
-        if journey is None:
-            return
-        work = Advance(run, journey, now)
-        event = payload["event"]
+        event = row.payload["event"]
         run.visit += 1
-        work.steps.append(
-            self._step(run, "$goal", "goal", "converted", {"event": event["name"]}, now)
-        )
-        self._finish(run, "converted", now)
-        await timers.cancel(session, key=run_key(run.id))
-        work.event(
-            "Journey Converted",
+        batch.step(run, "$goal", "goal", "converted", {"event": event["name"]})
+        batch.cancel(run_key(run.id))
+        batch.finish(
+            run,
             "converted",
-            node=run.node,
+            "goal",
             goal_event=event["name"],
             goal_message_id=event["message_id"],
         )
-        await self._write(session, work)
 
-    # --- advancing -------------------------------------------------------------------------
-
-    async def _advance(
+    async def _wake(
         self,
         session: AsyncSession,
-        work: Advance,
-        definition: JourneyDef,
-        resume: dict[str, Any] | None,
+        batch: Batch,
+        row: Any,
+        run: JourneyRun | None,
+        journeys: dict[str, Journey],
     ) -> None:
-        run = work.run
-        node_id: str | None = run.node
-        if resume is not None:
-            node = definition.nodes.get(run.node)
-            if node is None:
-                raise KeyError(f"run {run.id} is at {run.node!r}, not in version {run.version}")
-            holdout = isinstance(node, Split) and run.variant == HOLDOUT
-            if isinstance(node, Wait | WaitForEvent) or holdout:
-                node_id = await self._resolve_wait(session, work, node, resume)
-                if node_id is None and run.status not in LIVE_RUN:
-                    return await self._write(session, work)
-            run.status = "active"
-            run.waiting_event = run.waiting_match = run.wait_until = None
-        for _ in range(self.max_steps):
-            if node_id is None:
-                self._end(work, "completed", "completed")
-                break
-            node = definition.nodes[node_id]
-            run.node = node_id
-            run.visit += 1
-            waiting, node_id = await self._execute(session, work, definition, node)
-            if waiting or run.status not in LIVE_RUN:
-                break
-        else:
-            raise RuntimeError(f"run {run.id} executed {self.max_steps} nodes without waiting")
-        await self._write(session, work)
+        payload = row.payload
+        if run is None or run.status not in LIVE_RUN or run.visit != payload["visit"]:
+            return  # finished, or moved on since this wake-up was set
+        journey = journeys.get(run.journey_id)
+        if journey is None or journey.status == "stopped":
+            return
+        if journey.status == "paused":
+            batch.schedule(RUN, row.key, batch.now + self.hold, payload)
+            return
+        definition = await self.definitions.get(session, run.journey_id, run.version)
+        await self.runner.advance(session, batch, run, definition, resume=payload)
 
-    async def _resolve_wait(
-        self, session: AsyncSession, work: Advance, node: Step, resume: dict[str, Any]
-    ) -> str | None:
-        """The wait at ``node`` is over: record how, and say where the run goes next."""
-        run, now = work.run, work.now
-        detail: dict[str, Any] = {"resolved_at": now.isoformat()}
-        if isinstance(node, WaitForEvent):
-            if resume.get("wake") == "event":
-                outcome, nxt = "event", node.next
-                detail["event_message_id"] = resume["event"]["message_id"]
-            else:
-                outcome, nxt = "timeout", node.timeout_next
-        elif isinstance(node, Split):  # a holdout's wait for the goal window to close
-            outcome, nxt = "holdout_done", None
-            self._end(work, "completed", "holdout")
-        else:
-            outcome, nxt = "elapsed", node.next
-        await session.execute(
-            update(JourneyStep)
-            .where(JourneyStep.run_id == run.id, JourneyStep.visit == run.visit)
-            .values(outcome=outcome, detail=detail)
-        )
-        work.event("Journey Step", f"{run.visit}:resolved", node=node.id, outcome=outcome)
-        return nxt
-
-    async def _execute(
-        self, session: AsyncSession, work: Advance, definition: JourneyDef, node: Step
-    ) -> tuple[bool, str | None]:
-        """Run one node; whether the run now waits, and the node after it."""
-        run, now = work.run, work.now
-        detail: dict[str, Any] = {}
-        nxt: str | None = node.next
-        waiting = False
-        if isinstance(node, Send):
-            outcome, detail = await self._send(session, run, node, now)
-        elif isinstance(node, Wait):
-            traits: dict[str, Any] = {}
-            if node.window is not None or node.until is not None:  # local time: the timezone
-                profile = await session.get(Profile, run.profile_id)
-                traits = profile.traits if profile is not None else {}
-            zone = zone_of(traits, self.settings.messaging_default_timezone)
-            until, note = timing.wait_end(node, now, traits=traits, context=run.context, zone=zone)
-            if until > now:
-                self._wait(run, until)
-                await self._schedule(session, run, until)
-                outcome, detail, waiting = "waiting", {"until": until.isoformat()}, True
-            else:
-                outcome, detail = "elapsed", {"note": note} if note else {}
-        elif isinstance(node, WaitForEvent):
-            until = now + node.timeout
-            self._wait(run, until)
-            run.waiting_event = node.spec.event
-            run.waiting_match = expected(node.spec, run.context)
-            await self._schedule(session, run, until)
-            outcome, waiting = "waiting", True
-            detail = {"event": node.spec.event, "until": until.isoformat()}
-        elif isinstance(node, Branch):
-            outcome, nxt = await self._branch(session, run, node, now)
-        elif isinstance(node, Split):
-            outcome, nxt, waiting = await self._split(session, run, definition, node, now)
-        elif isinstance(node, UpdateTraits):
-            changed = await set_traits(
-                session, profile_id=run.profile_id, values=node.set, at=now, hooks=self.hooks
-            )
-            outcome, detail = "updated", {"changed": changed}
-        else:
-            assert isinstance(node, Exit)
-            outcome = "exit"
-        work.steps.append(self._step(run, node.id, node.kind, outcome, detail, now))
-        work.event("Journey Step", str(run.visit), node=node.id, kind=node.kind, outcome=outcome)
-        if isinstance(node, Exit):
-            self._end(work, "completed", "exit node")
-        return waiting, nxt
-
-    async def _send(
-        self, session: AsyncSession, run: JourneyRun, node: Send, now: datetime
-    ) -> tuple[str, dict[str, Any]]:
-        request = SendRequest(
-            to=run.profile_id,
-            message=node.message,
-            channel=node.channel if isinstance(node.channel, str) else list(node.channel),
-            data=node.data,
-            event=run.context,
-            idempotency_key=f"journey:{run.id}:{node.id}:{run.visit}",
-        )
-        try:
-            submitted = await submit(
-                session,
-                self.settings,
-                self.hooks,
-                request=request,
-                available=self.available,
-                now=now,
-            )
-        except ApiError as exc:  # a template deleted after publishing: the customer moves on
-            return "failed", {"error": exc.code, "reason": exc.message}
-        message = submitted.message
-        return message.status, {
-            "message_id": message.id,
-            "channel": message.channel,
-            "reason": message.reason or message.choice_reason,
-        }
-
-    async def _branch(
-        self, session: AsyncSession, run: JourneyRun, node: Branch, now: datetime
-    ) -> tuple[str, str | None]:
-        conditions = [
-            Loaded(
-                f"{run.journey_id}:{node.id}:{arm.name}", arm.name, arm.when, dependencies(arm.when)
-            )
-            for arm in node.arms
-            if arm.when is not None
-        ]
-        answers = await evaluate(session, conditions, run.profile_id, now) if conditions else {}
-        for arm, in_context in ((a, all_hold(a.context, run.context)) for a in node.arms):
-            condition_id = f"{run.journey_id}:{node.id}:{arm.name}"
-            if in_context and (arm.when is None or answers.get(condition_id, False)):
-                return arm.name, arm.next
-        return "default", node.default
-
-    async def _split(
+    async def _enter(
         self,
         session: AsyncSession,
-        run: JourneyRun,
-        definition: JourneyDef,
-        node: Split,
-        now: datetime,
-    ) -> tuple[str, str | None, bool]:
-        point = bucket(run.journey_id, node.id, run.profile_id)
-        if point < node.holdout:
-            run.variant = HOLDOUT
-            goal = definition.goal
-            if goal is not None and goal.within is not None:
-                # Held out customers stay (receiving nothing) until the goal window closes, so
-                # their conversions are counted against the variants'.
-                until = run.entered_at + goal.within
-                if until > now:
-                    self._wait(run, until)
-                    await self._schedule(session, run, until)
-                    return HOLDOUT, None, True
-            return HOLDOUT, None, False
-        scaled = (
-            (point - node.holdout) / (100 - node.holdout) * sum(v.weight for v in node.variants)
-        )
-        for variant in node.variants:
-            if scaled < variant.weight:
-                break
-            scaled -= variant.weight
-        run.variant = variant.name
-        return variant.name, variant.next, False
-
-    # --- bookkeeping -----------------------------------------------------------------------
-
-    def _wait(self, run: JourneyRun, until: datetime) -> None:
-        run.status, run.wait_until = "waiting", until
-
-    async def _schedule(self, session: AsyncSession, run: JourneyRun, due: datetime) -> None:
-        await timers.schedule(
-            session,
-            kind=RUN,
-            key=run_key(run.id),
-            due_at=due,
-            payload={"run": run.id, "visit": run.visit, "wake": "timer"},
-        )
-
-    def _step(
-        self,
-        run: JourneyRun,
-        node: str,
-        kind: str,
-        outcome: str,
-        detail: dict[str, Any],
-        now: datetime,
-    ) -> dict[str, Any]:
-        return {
-            "run_id": run.id,
-            "journey_id": run.journey_id,
-            "version": run.version,
-            "node": node,
-            "visit": run.visit,
-            "kind": kind,
-            "outcome": outcome,
-            "detail": detail,
-            "at": now,
-        }
-
-    def _finish(
-        self, run: JourneyRun, status: str, now: datetime, reason: str | None = None
+        batch: Batch,
+        rows: list[Any],
+        journeys: dict[str, Journey],
     ) -> None:
-        run.status, run.finished_at, run.exit_reason = status, now, reason or status
-        run.waiting_event = run.waiting_match = run.wait_until = None
+        todo = []
+        for row in rows:
+            journey = journeys.get(row.payload["journey"])
+            if journey is None or journey.status not in ("live", "paused"):
+                continue
+            if journey.status == "paused":
+                batch.schedule(ENTER, row.key, batch.now + self.hold, row.payload)
+                continue
+            todo.append((row, journey))
+        if not todo:
+            return
+        owners = await live_profiles(session, {row.payload["profile"] for row, _ in todo})
+        pairs: list[tuple[str, str]] = sorted(
+            {(j.id, owner) for r, j in todo if (owner := owners[r.payload["profile"]]) is not None}
+        )
+        if not pairs:
+            return
+        if session.get_bind().dialect.name == "postgresql":
+            await session.execute(
+                text(
+                    "SELECT pg_advisory_xact_lock(k) FROM "
+                    "(SELECT unnest(CAST(:keys AS bigint[])) AS k ORDER BY 1) AS ks"
+                ),
+                {"keys": sorted({lock_key("journey", j, p) for j, p in pairs})},
+            )
+        history: dict[tuple[str, str], list[tuple[str, datetime]]] = {pair: [] for pair in pairs}
+        keys: set[tuple[str, str, str]] = set()
+        existing = await session.execute(
+            select(
+                JourneyRun.journey_id,
+                JourneyRun.profile_id,
+                JourneyRun.status,
+                JourneyRun.entered_at,
+                JourneyRun.entry_key,
+            ).where(
+                JourneyRun.journey_id.in_({j for j, _ in pairs}),
+                JourneyRun.profile_id.in_({p for _, p in pairs}),
+            )
+        )
+        for j, p, status, entered_at, entry_key in existing:
+            history.setdefault((j, p), []).append((status, entered_at))
+            keys.add((j, p, entry_key))
+        values = []
+        for row, journey in todo:
+            profile_id = owners[row.payload["profile"]]
+            if profile_id is None:
+                continue
+            assert journey.live_version is not None
+            definition = await self.definitions.get(session, journey.id, journey.live_version)
+            pair, entry_key = (journey.id, profile_id), row.payload["entry_key"]
+            if (*pair, entry_key) in keys or not may_enter(definition, history[pair], batch.now):
+                continue
+            keys.add((*pair, entry_key))
+            history[pair].append(("active", batch.now))
+            values.append(
+                {
+                    "journey_id": journey.id,
+                    "version": journey.live_version,
+                    "profile_id": profile_id,
+                    "entry_key": entry_key,
+                    "status": "active",
+                    "node": definition.start,
+                    "visit": 0,
+                    "context": row.payload["event"]["properties"],
+                    "entered_at": batch.now,
+                    "_trigger": row.payload["event"]["name"],
+                }
+            )
+        if not values:
+            return
+        stmt = (
+            dialect_insert(session, JourneyRun)
+            .on_conflict_do_nothing(index_elements=["journey_id", "profile_id", "entry_key"])
+            .returning(JourneyRun)
+        )
+        params = [{k: v for k, v in value.items() if not k.startswith("_")} for value in values]
+        created = list((await session.execute(stmt, params)).scalars())
+        trigger = {
+            (v["journey_id"], v["profile_id"], v["entry_key"]): v["_trigger"] for v in values
+        }
+        for run in sorted(created, key=lambda r: r.id):
+            batch.event(
+                run,
+                "Journey Entered",
+                "entered",
+                trigger=trigger[(run.journey_id, run.profile_id, run.entry_key)],
+            )
+            definition = await self.definitions.get(session, run.journey_id, run.version)
+            await self.runner.advance(session, batch, run, definition, resume=None)
 
-    def _end(self, work: Advance, status: str, reason: str) -> None:
-        self._finish(work.run, status, work.now, reason)
-        work.event("Journey Exited", "exited", node=work.run.node, reason=reason)
+    # --- writing ------------------------------------------------------------------------------
 
-    async def _write(self, session: AsyncSession, work: Advance) -> None:
-        if work.steps:
-            rows = work.steps
+    async def _write(self, session: AsyncSession, batch: Batch, timer_ids: list[int]) -> None:
+        # Core tables, not the ORM: run_due holds Timer objects of this transaction, which an
+        # ORM bulk statement would try to synchronise.
+        steps, timers = cast(Table, JourneyStep.__table__), cast(Table, Timer.__table__)
+        for part in chunks(list(batch.steps.values())):
             result = await session.execute(
-                self._insert(session, JourneyStep)
-                .values(rows)
+                dialect_insert(session, JourneyStep)
+                .values(part)
                 .on_conflict_do_nothing(index_elements=["run_id", "node", "visit"])
             )
-            if result.rowcount != len(rows):  # type: ignore[attr-defined]
-                raise StepConflict(f"run {work.run.id}: a step was already recorded")
-        await session.flush()
-        await record_internal_many(session, work.events, hooks=self.hooks)
-
-    async def _hold(
-        self,
-        session: AsyncSession,
-        kind: str,
-        payload: dict[str, Any],
-        now: datetime,
-        key: str | None = None,
-    ) -> None:
-        key = key or payload["key"]
-        await timers.schedule(session, kind=kind, key=key, due_at=now + self.hold, payload=payload)
-
-    async def _locked_run(self, session: AsyncSession, run_id: int) -> JourneyRun | None:
-        stmt = (
-            select(JourneyRun)
-            .where(JourneyRun.id == run_id)
-            .with_for_update()
-            .execution_options(populate_existing=True)
-        )
-        return (await session.execute(stmt)).scalar_one_or_none()
-
-    async def _may_enter(
-        self,
-        session: AsyncSession,
-        journey_id: str,
-        profile_id: str,
-        definition: JourneyDef,
-        now: datetime,
-    ) -> bool:
-        rows = (
+            if result.rowcount != len(part):  # type: ignore[attr-defined]
+                raise StepConflict("a step of this batch was recorded already")
+        if batch.resolved:
             await session.execute(
-                select(JourneyRun.status, JourneyRun.entered_at).where(
-                    JourneyRun.journey_id == journey_id, JourneyRun.profile_id == profile_id
-                )
+                update(steps)
+                .where(steps.c.run_id == bindparam("r"), steps.c.visit == bindparam("v"))
+                .values(outcome=bindparam("outcome"), detail=bindparam("detail")),
+                batch.resolved,
             )
-        ).all()
-        if definition.reentry == "once":
-            return not rows
-        if any(r.status in LIVE_RUN for r in rows):
-            return False
-        if definition.reentry == "cooldown":
-            assert definition.cooldown is not None
-            return all(r.entered_at <= now - definition.cooldown for r in rows)
-        return True
+        await session.flush()
+        await session.execute(delete(timers).where(timers.c.id.in_(timer_ids)))
+        if batch.cancels:
+            await session.execute(delete(timers).where(timers.c.key.in_(sorted(batch.cancels))))
+        for part in chunks(list(batch.schedules.values())):
+            stmt = dialect_insert(session, Timer).values(part)
+            stmt = stmt.on_conflict_do_update(
+                index_elements=["key"],
+                set_={
+                    "kind": stmt.excluded.kind,
+                    "due_at": stmt.excluded.due_at,
+                    "payload": stmt.excluded.payload,
+                    "attempts": 0,
+                    "last_error": None,
+                },
+            )
+            await session.execute(stmt)
+        await record_internal_many(session, batch.events, hooks=self.hooks)
 
-    @staticmethod
-    def _insert(session: AsyncSession, model: type[Any] = JourneyRun) -> Any:
-        from omnicx.db import dialect_insert
 
-        return dialect_insert(session, model)
+def may_enter(definition: JourneyDef, history: list[tuple[str, datetime]], now: datetime) -> bool:
+    """The re-entry policy, given the customer's earlier runs (status, entered at)."""
+    if definition.reentry == "once":
+        return not history
+    if any(status in LIVE_RUN for status, _ in history):
+        return False
+    if definition.reentry == "cooldown":
+        assert definition.cooldown is not None
+        return all(entered <= now - definition.cooldown for _, entered in history)
+    return True
 
 
-async def live_profile(session: AsyncSession, profile_id: str) -> str | None:
-    """The profile a (possibly merged) id now lives in; ``None`` if erased or unknown."""
+async def live_profiles(session: AsyncSession, ids: set[str]) -> dict[str, str | None]:
+    """Where each (possibly merged) profile id lives now; ``None`` if erased or unknown."""
+    out: dict[str, str | None] = dict.fromkeys(ids)
+    rows = await session.execute(
+        select(Profile.id, Profile.merged_into, Profile.erased_at).where(Profile.id.in_(ids))
+    )
+    for pid, merged_into, erased_at in rows:
+        if erased_at is not None:
+            continue
+        out[pid] = pid if merged_into is None else await _follow(session, merged_into)
+    return out
+
+
+async def _follow(session: AsyncSession, profile_id: str) -> str | None:
     seen: set[str] = set()
     current: str | None = profile_id
     while current is not None and current not in seen:

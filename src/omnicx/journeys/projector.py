@@ -132,7 +132,11 @@ class Projector:
                         kind=GOAL,
                         key=goal_key(run.id),
                         due_at=due,
-                        payload={"run": run.id, "event": event_payload(ev)},
+                        payload={
+                            "key": goal_key(run.id),
+                            "run": run.id,
+                            "event": event_payload(ev),
+                        },
                     )
                     continue
                 node = definition.nodes.get(run.node)
@@ -147,6 +151,7 @@ class Projector:
                         key=run_key(run.id),
                         due_at=due,
                         payload={
+                            "key": run_key(run.id),
                             "run": run.id,
                             "visit": run.visit,
                             "wake": "event",

@@ -48,4 +48,4 @@ async def set_traits(
             .values(traits=traits, trait_times=times)
         )
         await hooks.changed(session, {profile_id: {"traits": sorted(changed)}})
-    return changed
+    return sorted(changed)

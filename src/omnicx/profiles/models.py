@@ -103,6 +103,8 @@ class Event(Base):
     __table_args__ = (
         UniqueConstraint("source_id", "message_id"),
         Index("ix_events_profile_timeline", "profile_id", "timestamp", "id"),
+        # Who did X in the last N days (segments, full recompute): a range, not a scan of all.
+        Index("ix_events_event_timestamp", "event", "timestamp"),
     )
 
     id: Mapped[int] = mapped_column(BigId, primary_key=True)

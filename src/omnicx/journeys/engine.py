@@ -131,6 +131,14 @@ class Engine:
             )
             runs = {r.id: r for r in (await session.execute(stmt)).scalars()}
             journey_ids |= {r.journey_id for r in runs.values()}
+            # Held (the identity map is weak) so messaging and waits find them without a query.
+            batch.keep.extend(
+                (
+                    await session.execute(
+                        select(Profile).where(Profile.id.in_({r.profile_id for r in runs.values()}))
+                    )
+                ).scalars()
+            )
         journeys = {
             j.id: j
             for j in (
@@ -202,7 +210,9 @@ class Engine:
             todo.append((row, journey))
         if not todo:
             return
-        owners = await live_profiles(session, {row.payload["profile"] for row, _ in todo})
+        owners = await live_profiles(
+            session, {row.payload["profile"] for row, _ in todo}, batch.keep
+        )
         pairs: list[tuple[str, str]] = sorted(
             {(j.id, owner) for r, j in todo if (owner := owners[r.payload["profile"]]) is not None}
         )
@@ -334,16 +344,18 @@ def may_enter(definition: JourneyDef, history: list[tuple[str, datetime]], now: 
     return True
 
 
-async def live_profiles(session: AsyncSession, ids: set[str]) -> dict[str, str | None]:
+async def live_profiles(
+    session: AsyncSession, ids: set[str], keep: list[Any]
+) -> dict[str, str | None]:
     """Where each (possibly merged) profile id lives now; ``None`` if erased or unknown."""
     out: dict[str, str | None] = dict.fromkeys(ids)
-    rows = await session.execute(
-        select(Profile.id, Profile.merged_into, Profile.erased_at).where(Profile.id.in_(ids))
-    )
-    for pid, merged_into, erased_at in rows:
-        if erased_at is not None:
+    found = (await session.execute(select(Profile).where(Profile.id.in_(ids)))).scalars().all()
+    keep.extend(found)  # in the identity map for what the new runs do next
+    for profile in found:
+        if profile.erased_at is not None:
             continue
-        out[pid] = pid if merged_into is None else await _follow(session, merged_into)
+        merged_into = profile.merged_into
+        out[profile.id] = profile.id if merged_into is None else await _follow(session, merged_into)
     return out
 
 

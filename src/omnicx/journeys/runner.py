@@ -68,6 +68,7 @@ class Batch:
     schedules: dict[str, dict[str, Any]] = field(default_factory=dict)
     cancels: set[str] = field(default_factory=set)
     events: list[InternalEvent] = field(default_factory=list)
+    keep: list[Any] = field(default_factory=list)  # rows held in the session's identity map
 
     def schedule(self, kind: str, key: str, due_at: datetime, payload: dict[str, Any]) -> None:
         self.schedules[key] = {

@@ -10,7 +10,8 @@ lost between the two, and a resent event (deduplicated) reacts once.
 - ``on_erase``: a person was erased; remove their personal data.
 - ``on_change``: something about profiles changed that is not an event (a profile was created,
   consent set through the API, computed traits refreshed): profile id → what, e.g.
-  ``{"consent": True}`` or ``{"created": True}``.
+  ``{"consent": True}`` or ``{"created": True}``; the key :data:`ALL_PROFILES` means everyone
+  (a CLV refresh), so listeners recompute rather than queue a million profiles.
 - ``timers``: handlers for durable timers of a kind (see :mod:`omnicx.timers`).
 - ``jobs``: work the background worker polls for besides timers (a queue of its own); each
   returns how many items it handled, so an idle worker can sleep.
@@ -51,6 +52,7 @@ Projector = Callable[[AsyncSession, Sequence[StoredEvent]], Awaitable[None]]
 MergeHook = Callable[[AsyncSession, str, str], Awaitable[None]]
 EraseHook = Callable[[AsyncSession, Sequence[str]], Awaitable[None]]
 TimerHandler = Callable[[AsyncSession, dict[str, Any], datetime], Awaitable[None]]
+ALL_PROFILES = "*"
 ChangeHook = Callable[[AsyncSession, dict[str, dict[str, Any]]], Awaitable[None]]
 Job = Callable[["Database", "Hooks", datetime], Awaitable[int]]
 

@@ -210,3 +210,33 @@ async def test_api_validation_and_crud(
     assert [s["id"] for s in listed] == ["a", "b"]
     assert (await client.delete("/api/segments/b", headers=admin_headers)).status_code == 204
     assert (await client.get("/api/segments/b", headers=admin_headers)).status_code == 404
+
+
+async def test_computed_traits_from_analytics(
+    client: httpx.AsyncClient,
+    write_key: str,
+    admin_headers: dict[str, str],
+    app: FastAPI,
+    db: Database,
+) -> None:
+    from sqlalchemy.ext.asyncio import AsyncSession
+
+    from omnicx.analytics.service import patch_traits
+    from omnicx.hooks import ALL_PROFILES
+
+    hooks = app.state.hooks
+    await define(
+        client, admin_headers, "likely-buyers", {"computed": "p_alive", "op": "gte", "value": 0.8}
+    )
+    await send_ok(client, write_key, "identify", userId="ida", traits={"p_alive": 0.99})
+    await drain(db, hooks, utcnow())
+    assert await members(client, admin_headers, "likely-buyers") == set()  # a trait is not it
+    ida = await profile_id(client, admin_headers, "user_id:ida")
+
+    async def refresh(session: AsyncSession) -> None:
+        await patch_traits(session, profile_id=ida, traits={"p_alive": 0.93}, now=utcnow())
+        await hooks.changed(session, {ALL_PROFILES: {"computed": True}})
+
+    await db.transaction(refresh)
+    await drain(db, hooks, utcnow())
+    assert await members(client, admin_headers, "likely-buyers") == {ida}

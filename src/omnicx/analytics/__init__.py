@@ -10,7 +10,7 @@ from sqlalchemy import delete
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from omnicx.db import utcnow
-from omnicx.hooks import Hooks, StoredEvent
+from omnicx.hooks import ALL_PROFILES, Hooks, StoredEvent
 from omnicx.settings import Settings
 
 
@@ -30,6 +30,7 @@ def register(hooks: Hooks, settings: Settings) -> None:
     async def refresh(session: AsyncSession, _payload: dict[str, Any], now: datetime) -> None:
         await service.refresh(session, settings=settings, now=now)
         await service.schedule_refresh(session, settings=settings, now=now, replace=True)
+        await hooks.changed(session, {ALL_PROFILES: {"computed": True}})
 
     async def on_merge(session: AsyncSession, into: str, from_: str) -> None:
         await surveys.on_merge(session, into, from_)

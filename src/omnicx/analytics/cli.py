@@ -160,7 +160,9 @@ def refresh() -> None:
         settings = get_settings()
         db = Database(settings)
         try:
-            return await refresh_now(db, settings)
+            from omnicx.app import build_hooks
+
+            return await refresh_now(db, settings, hooks=build_hooks(settings))
         finally:
             await db.dispose()
 

@@ -40,6 +40,7 @@ from omnicx import timers
 from omnicx.analytics import clv, rfm
 from omnicx.analytics.models import AnalyticsRun, ComputedTraits
 from omnicx.db import Database, UTCDateTime, dialect_insert, utcnow
+from omnicx.hooks import ALL_PROFILES, Hooks
 from omnicx.settings import Settings
 
 REFRESH_TIMER = "analytics.refresh"
@@ -336,14 +337,17 @@ async def schedule_refresh(
 
 
 async def refresh_now(
-    db: Database, settings: Settings, *, now: datetime | None = None
+    db: Database, settings: Settings, *, now: datetime | None = None, hooks: Hooks | None = None
 ) -> dict[str, Any]:
-    """Refresh at once (CLI), and schedule the next one."""
+    """Refresh at once (CLI), and schedule the next one; ``hooks`` hear that every profile's
+    computed traits may have changed (segments built on them are recomputed)."""
     when = now or utcnow()
 
     async def work(session: AsyncSession) -> dict[str, Any]:
         report = await refresh(session, settings=settings, now=when)
         await schedule_refresh(session, settings=settings, now=when, replace=True)
+        if hooks is not None:
+            await hooks.changed(session, {ALL_PROFILES: {"computed": True}})
         return report
 
     return await db.transaction(work)

@@ -49,6 +49,7 @@ from sqlalchemy import (
 )
 from sqlalchemy.orm import aliased
 
+from omnicx.analytics.models import computed_traits_of
 from omnicx.commerce.models import Cart, CartItem, Order, OrderItem, Product, WishlistItem
 from omnicx.profiles.models import Consent, ContactPoint, Event, Profile
 from omnicx.segments.language import (
@@ -119,11 +120,7 @@ class Compiler:
                 # negation, or "not (age < 18)" would leave out everyone without a numeric age.
                 return not_(func.coalesce(self.compile(item), false()))
             case TraitCond(key, compare, computed):
-                column = (
-                    getattr(Profile, "computed_traits", Profile.traits)
-                    if computed
-                    else Profile.traits
-                )
+                column = computed_traits_of(Profile.id) if computed else Profile.traits
                 return self.json_compare(column, key, compare)
             case EventCond():
                 return self._event(node)

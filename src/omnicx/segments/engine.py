@@ -30,8 +30,8 @@ from sqlalchemy.ext.asyncio import AsyncSession
 
 from omnicx import timers
 from omnicx.commerce.projector import HANDLED as COMMERCE_EVENTS
-from omnicx.db import Database, dialect_insert
-from omnicx.hooks import Hooks, StoredEvent
+from omnicx.db import Database, dialect_insert, utcnow
+from omnicx.hooks import ALL_PROFILES, Hooks, StoredEvent
 from omnicx.profiles.models import Profile
 from omnicx.profiles.record import InternalEvent, record_internal_many
 from omnicx.segments.compiler import Compiler
@@ -162,7 +162,19 @@ async def project(session: AsyncSession, events: Sequence[StoredEvent]) -> None:
 
 
 async def on_change(session: AsyncSession, changes: dict[str, dict[str, Any]]) -> None:
-    await enqueue(session, {pid: dict(what) for pid, what in changes.items()})
+    everyone = changes.get(ALL_PROFILES)
+    if everyone is not None:  # recompute what it can affect instead of queueing everyone
+        for seg in affected(await load(session), everyone):
+            await timers.schedule(
+                session,
+                kind=RECOMPUTE_TIMER,
+                key=f"{RECOMPUTE_TIMER}:{seg}",
+                due_at=utcnow(),
+                payload={"segment": seg},
+            )
+    await enqueue(
+        session, {pid: dict(what) for pid, what in changes.items() if pid != ALL_PROFILES}
+    )
 
 
 async def on_merge(session: AsyncSession, into: str, from_: str) -> None:

@@ -15,6 +15,7 @@ from typing import Any
 from sqlalchemy import func, select
 from sqlalchemy.ext.asyncio import AsyncSession
 
+from omnicx.analytics.models import computed_traits_of
 from omnicx.commerce.models import Order
 from omnicx.profiles.models import Event, Profile
 from omnicx.segments.compiler import LIVE_ORDER
@@ -132,7 +133,7 @@ async def _traits(
 ) -> dict[str, Any]:
     key = "computed" if computed else "traits"
     if key not in cache:
-        column = getattr(Profile, "computed_traits", Profile.traits) if computed else Profile.traits
+        column = computed_traits_of(Profile.id) if computed else Profile.traits
         value = (
             await session.execute(select(column).where(Profile.id == pid))
         ).scalar_one_or_none()

@@ -39,7 +39,7 @@ from omnicx.db import Database, utcnow
 from omnicx.hooks import Hooks
 from omnicx.messaging import events
 from omnicx.messaging.models import Message
-from omnicx.messaging.policies import suppress, suppressed
+from omnicx.messaging.policies import consent_allows, suppress, suppressed
 from omnicx.messaging.providers.base import (
     Address,
     Channel,
@@ -55,6 +55,7 @@ from omnicx.messaging.providers.base import (
     TransientError,
     WebhookContent,
 )
+from omnicx.profiles.models import Consent
 from omnicx.settings import Settings
 
 log = logging.getLogger(__name__)
@@ -102,6 +103,21 @@ class RateLimit:
                     self.tokens -= 1
                     return
                 await asyncio.sleep((1 - self.tokens) / self.rate)
+
+
+async def _consents(
+    session: AsyncSession, profile_ids: set[str]
+) -> dict[str, dict[tuple[str, str], str]]:
+    out: dict[str, dict[tuple[str, str], str]] = {}
+    if profile_ids:
+        rows = await session.execute(
+            select(Consent.profile_id, Consent.channel, Consent.topic, Consent.status).where(
+                Consent.profile_id.in_(profile_ids)
+            )
+        )
+        for pid, channel, topic, status in rows:
+            out.setdefault(pid, {})[(channel, topic)] = status
+    return out
 
 
 def outbound(row: Row[Any]) -> OutboundMessage:
@@ -223,13 +239,26 @@ class Delivery:
             self.settings,
             [(r.to["kind"], r.to["value"]) for r in rows if r.to["kind"] not in ("profile", "url")],
         )
+        consents = await _consents(session, {r.profile_id for r in rows if r.profile_id})
         keep, skipped = [], []
         for row in rows:
             reason = blocked.get((row.to["kind"], row.to["value"]))
-            if reason is None:
+            if reason is not None:
+                skipped.append(Change(row, "skipped", f"address suppressed ({reason})"))
+                continue
+            # Consent is checked again as the message leaves: a customer who opted out while it
+            # waited (quiet hours, a retry) does not get it.
+            ok, why = consent_allows(
+                consents.get(row.profile_id, {}),
+                channel=row.channel,
+                topic=row.topic,
+                category=row.category,
+                implied=self.settings.messaging_implied_consent,
+            )
+            if ok:
                 keep.append(row)
             else:
-                skipped.append(Change(row, "skipped", f"address suppressed ({reason})"))
+                skipped.append(Change(row, "skipped", f"{why} at send time"))
         await events.record_many(
             session,
             self.hooks,

@@ -126,12 +126,17 @@ class Projector:
         )
 
     async def __call__(self, session: AsyncSession, events: Sequence[StoredEvent]) -> None:
-        for ev in sorted((e for e in events if e.event in HANDLED), key=lambda e: e.timestamp):
-            lines = product_lines(ev.properties)
-            await self._catalogue(session, lines, ev)
-            name = ev.event
+        handled = sorted((e for e in events if e.event in HANDLED), key=lambda e: e.timestamp)
+        if not handled:
+            return
+        lines_of = {id(ev): product_lines(ev.properties) for ev in handled}
+        await self._catalogue(session, [(ev, lines_of[id(ev)]) for ev in handled])
+        touched: dict[int, Cart] = {}
+        for ev in handled:
+            lines, name = lines_of[id(ev)], ev.event
             if name in CART_EVENTS:
-                await self._cart(session, ev, lines)
+                cart = await self._cart(session, ev, lines)
+                touched[cart.id] = cart
             elif name in WISHLIST_EVENTS:
                 await self._wishlist(session, ev, lines)
             elif name == "Coupon Applied":
@@ -144,25 +149,47 @@ class Projector:
                 await self._order_refunded(session, ev, lines)
             elif name == "Order Cancelled":
                 await self._order_cancelled(session, ev)
+        # One abandonment timer per cart the batch left open, at its last activity + idle.
+        for cart in touched.values():
+            if cart.status == "active":
+                await timers.schedule(
+                    session,
+                    kind=ABANDON_TIMER,
+                    key=f"{ABANDON_TIMER}:{cart.id}",
+                    due_at=cart.last_activity_at + self.idle,
+                    payload={"cart": cart.id},
+                )
 
     async def _catalogue(
-        self, session: AsyncSession, lines: list[dict[str, Any]], ev: StoredEvent
+        self, session: AsyncSession, items: list[tuple[StoredEvent, list[dict[str, Any]]]]
     ) -> None:
-        for line in lines:
-            fields = {
-                "sku": text(line.get("sku"), 100),
-                "name": text(line.get("name"), 300),
-                "price": money(line.get("price")),
-                "currency": text(ev.properties.get("currency") or line.get("currency"), 3),
-                "category": text(line.get("category"), 200),
-                "brand": text(line.get("brand"), 200),
-                "image_url": text(line.get("image_url"), 1000),
-                "url": text(line.get("url"), 1000),
-            }
-            known = {k: v for k, v in fields.items() if v is not None}
-            await upsert_product(
-                session, product_id=line["product_id"], fields=known, now=ev.timestamp
+        """Upsert every product the batch mentions: the latest mention of a field wins, and
+        rows with the same known fields go in one statement."""
+        products: dict[str, dict[str, Any]] = {}
+        for ev, lines in items:
+            for line in lines:
+                fields = {
+                    "sku": text(line.get("sku"), 100),
+                    "name": text(line.get("name"), 300),
+                    "price": money(line.get("price")),
+                    "currency": text(ev.properties.get("currency") or line.get("currency"), 3),
+                    "category": text(line.get("category"), 200),
+                    "brand": text(line.get("brand"), 200),
+                    "image_url": text(line.get("image_url"), 1000),
+                    "url": text(line.get("url"), 1000),
+                }
+                row = products.setdefault(line["product_id"], {"id": line["product_id"]})
+                row.update({k: v for k, v in fields.items() if v is not None})
+                row["updated_at"] = ev.timestamp
+        groups: dict[tuple[str, ...], list[dict[str, Any]]] = {}
+        for row in products.values():
+            groups.setdefault(tuple(sorted(row)), []).append(row)
+        for keys, rows in groups.items():
+            stmt = dialect_insert(session, Product)
+            stmt = stmt.on_conflict_do_update(
+                index_elements=["id"], set_={k: stmt.excluded[k] for k in keys if k != "id"}
             )
+            await session.execute(stmt, rows)
 
     # --- carts -----------------------------------------------------------------------------
 
@@ -188,7 +215,7 @@ class Projector:
 
     async def _cart(
         self, session: AsyncSession, ev: StoredEvent, lines: list[dict[str, Any]]
-    ) -> None:
+    ) -> Cart:
         cart = await self._open_cart(session, ev)
         items = {
             i.product_id: i
@@ -222,13 +249,7 @@ class Projector:
         cart.last_activity_at = max(cart.last_activity_at, ev.timestamp)
         cart.status, cart.abandoned_at = "active", None
         await session.flush()
-        await timers.schedule(
-            session,
-            kind=ABANDON_TIMER,
-            key=f"{ABANDON_TIMER}:{cart.id}",
-            due_at=cart.last_activity_at + self.idle,
-            payload={"cart": cart.id},
-        )
+        return cart
 
     async def _coupon(self, session: AsyncSession, ev: StoredEvent) -> None:
         coupon = text(ev.properties.get("coupon_name") or ev.properties.get("coupon_id"), 100)

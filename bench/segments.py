@@ -21,11 +21,12 @@ The benchmark
 5. ingests one event for each of ``--incremental`` existing profiles through the real write
    path (``profiles.record.record_events``, batches of 100, all projectors) and times
    ``Engine.run_queue`` until the queue is empty (ms per event), next to the raw single-profile
-   queries for the same segments (``engine.evaluate``), without locks, writes or timers;
+   queries for the same segments (``engine.evaluate``), without locks, writes or timers, and
+   counts the statements ``run_queue`` sent, by kind;
 6. starts uvicorn (no embedded worker) and a real ``omnicx worker`` polling every 0.25 s, posts
-   ``--latency`` pickup orders (``POST /v1/track``, ``--rate`` per second) for profiles that
-   never ordered, and times from each 200 to the ``click-and-collect`` membership row (written
-   in the transaction that records ``Segment Entered``), polled every 10 ms.
+   10 warm-up then ``--latency`` pickup orders (``POST /v1/track``, ``--rate`` per second) for
+   profiles that never ordered, and times from each 200 to the ``click-and-collect`` membership
+   row (written in the transaction that records ``Segment Entered``), polled every 10 ms.
 
 The load average is printed with each figure: the machine is shared.
 

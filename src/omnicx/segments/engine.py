@@ -240,13 +240,23 @@ class Engine:
                 text("SELECT pg_advisory_xact_lock(:k)"), {"k": _lock_key("profile", profile_id)}
             )
         todo = affected(segments, reasons)
+        if not todo:
+            return
+        # Read the profile's memberships once (under the lock): a check whose answer did not
+        # change writes nothing.
+        rows = await session.execute(
+            select(SegmentMembership.segment_id, SegmentMembership.active).where(
+                SegmentMembership.profile_id == profile_id
+            )
+        )
+        current: dict[str, bool] = {row.segment_id: row.active for row in rows}
         for seg in segments:  # dependency order
             if seg.id not in todo:
                 continue
             answer = (await evaluate(session, [seg], profile_id, now)).get(seg.id)
             if answer is None:
                 return  # merged away or erased meanwhile
-            if await self.apply(
+            if answer != current.get(seg.id, False) and await self.apply(
                 session, seg, [profile_id] if answer else [], [] if answer else [profile_id], now
             ):
                 todo |= {s.id for s in segments if seg.id in s.deps.segments}

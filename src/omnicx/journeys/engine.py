@@ -43,7 +43,7 @@ from omnicx.journeys.catalog import Definitions
 from omnicx.journeys.definition import JourneyDef
 from omnicx.journeys.models import Journey, JourneyRun, JourneyStep
 from omnicx.journeys.projector import ENTER, GOAL, RUN, run_key
-from omnicx.journeys.runner import LIVE_RUN, Batch, Runner, bucket
+from omnicx.journeys.runner import HOLDOUT, LIVE_RUN, Batch, Runner, bucket
 from omnicx.profiles.models import Profile
 from omnicx.profiles.record import chunks, record_internal_many
 from omnicx.settings import Settings
@@ -86,8 +86,8 @@ class Engine:
         current = (
             await session.execute(select(*TIMER_COLUMNS).where(Timer.key == key))
         ).one_or_none()
-        if current is None:
-            return
+        if current is None or current.due_at is None or current.due_at > now:
+            return  # handled (and perhaps rescheduled) earlier in this transaction
         if not session.info.get(ONE_BY_ONE):
             rows = await self._claim(session, now, current)
             try:
@@ -161,6 +161,9 @@ class Engine:
         if run is None or run.status not in LIVE_RUN:
             return
         event = row.payload["event"]
+        if run.status == "waiting":  # the wait it was in ends here (a split keeps its arm)
+            outcome = HOLDOUT if run.variant == HOLDOUT else "goal"
+            batch.resolve(run, outcome, {"resolved_at": batch.now.isoformat(), "by": "goal"})
         run.visit += 1
         batch.step(run, "$goal", "goal", "converted", {"event": event["name"]})
         batch.cancel(run_key(run.id))

@@ -181,6 +181,8 @@ class Runner:
         self, batch: Batch, run: JourneyRun, node: Step, resume: dict[str, Any]
     ) -> str | None:
         detail: dict[str, Any] = {"resolved_at": batch.now.isoformat()}
+        if run.wait_until is not None:
+            detail["until"] = run.wait_until.isoformat()
         nxt: str | None
         if isinstance(node, WaitForEvent):
             if resume.get("wake") == "event":
@@ -189,7 +191,7 @@ class Runner:
             else:
                 outcome, nxt = "timeout", node.timeout_next
         elif isinstance(node, Split):  # a holdout's wait for the goal window to close
-            outcome, nxt = "holdout_done", None
+            outcome, nxt = HOLDOUT, None
         else:
             outcome, nxt = "elapsed", node.next
         batch.resolve(run, outcome, detail)

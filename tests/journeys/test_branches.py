@@ -192,3 +192,39 @@ async def test_win_back_split_holdout_and_conversions_per_variant(
         "still-lapsed": counts["discount"] + counts["new-arrivals"] - 10
     }
     assert not any(by_profile.get(ids[u]) for u in people if variants[u] == "holdout")
+
+
+async def test_webhook_node_goes_through_messaging_to_the_templates_url(
+    client: httpx.AsyncClient,
+    app: FastAPI,
+    db: Database,
+    write_key: str,
+    admin_headers: dict[str, str],
+) -> None:
+    hook = {
+        "category": "transactional",
+        "variants": {
+            "webhook": {
+                "url": "http://127.0.0.1:9/crm",
+                "payload": {"customer": "{{ profile.id }}", "cart": "{{ event.cart_id }}"},
+            }
+        },
+    }
+    await template(client, admin_headers, "crm-sync", hook)
+    definition = {
+        "entry": {"event": "Checkout Started"},
+        "nodes": [{"id": "tell-crm", "type": "webhook", "message": "crm-sync"}],
+    }
+    await journey(client, admin_headers, "crm", definition)
+    t0 = utcnow()
+    await track(client, write_key, "ana", "Checkout Started", t0, cart_id="C-9")
+    await drain(db, app.state.hooks, t0)
+    [message] = await messages(db)
+    ana = (await client.get("/api/profiles/user_id:ana", headers=admin_headers)).json()
+    assert (message.channel, message.status, message.idempotency_key) == (
+        "webhook",
+        "queued",
+        f"journey:{(await runs(client, admin_headers, 'user_id:ana'))[0]['id']}:tell-crm:1",
+    )
+    assert message.to == {"kind": "url", "value": "http://127.0.0.1:9/crm", "data": {}}
+    assert message.content["payload"] == {"customer": ana["id"], "cart": "C-9"}

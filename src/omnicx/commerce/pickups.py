@@ -33,7 +33,7 @@ from omnicx import timers
 from omnicx.commerce.models import Order, OrderItem, Pickup, PickupTransition, Store
 from omnicx.errors import ApiError
 from omnicx.hooks import Hooks
-from omnicx.profiles.record import record_internal
+from omnicx.profiles.internal import record_internal
 from omnicx.settings import Settings
 
 CODE_ALPHABET = "ACDEFGHJKMNPQRTUVWXY34679"

@@ -30,7 +30,7 @@ from omnicx import timers
 from omnicx.commerce.models import Cart, CartItem, Order, OrderItem, Pickup, Product, WishlistItem
 from omnicx.db import dialect_insert
 from omnicx.hooks import Hooks, StoredEvent
-from omnicx.profiles.record import record_internal
+from omnicx.profiles.internal import record_internal
 from omnicx.settings import Settings
 
 CART_EVENTS = {"Product Added", "Product Removed", "Cart Viewed", "Checkout Started"}

@@ -44,8 +44,9 @@ from omnicx.journeys.definition import JourneyDef
 from omnicx.journeys.models import Journey, JourneyRun, JourneyStep
 from omnicx.journeys.projector import ENTER, GOAL, RUN, run_key
 from omnicx.journeys.runner import HOLDOUT, LIVE_RUN, Batch, Runner, bucket
+from omnicx.profiles.internal import record_internal_many
 from omnicx.profiles.models import Profile
-from omnicx.profiles.record import chunks, record_internal_many
+from omnicx.profiles.record import chunks
 from omnicx.settings import Settings
 from omnicx.timers import Timer
 

@@ -41,8 +41,8 @@ from omnicx.journeys.traits import set_traits
 from omnicx.messaging.policies import zone_of
 from omnicx.messaging.providers.registry import configured
 from omnicx.messaging.service import SendRequest, submit
+from omnicx.profiles.internal import InternalEvent
 from omnicx.profiles.models import Profile
-from omnicx.profiles.record import InternalEvent
 from omnicx.segments.engine import Loaded, evaluate
 from omnicx.segments.language import dependencies
 from omnicx.settings import Settings

@@ -41,7 +41,7 @@ from omnicx.journeys.schemas import (
     VersionRead,
 )
 from omnicx.messaging import service as messaging
-from omnicx.profiles.record import InternalEvent, record_internal_many
+from omnicx.profiles.internal import InternalEvent, record_internal_many
 from omnicx.segments import service as segments
 from omnicx.segments.language import dependencies
 

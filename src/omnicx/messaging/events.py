@@ -17,7 +17,8 @@ from sqlalchemy.ext.asyncio import AsyncSession
 
 from omnicx.hooks import Hooks
 from omnicx.messaging.models import Message
-from omnicx.profiles.record import InternalEvent, iso, record_internal, record_internal_many
+from omnicx.profiles.internal import InternalEvent, record_internal, record_internal_many
+from omnicx.profiles.record import iso
 
 EVENT_NAMES = {
     "queued": "Message Queued",

@@ -32,8 +32,8 @@ from omnicx import timers
 from omnicx.commerce.projector import HANDLED as COMMERCE_EVENTS
 from omnicx.db import Database, dialect_insert, utcnow
 from omnicx.hooks import ALL_PROFILES, Hooks, StoredEvent
+from omnicx.profiles.internal import InternalEvent, record_internal_many
 from omnicx.profiles.models import Profile
-from omnicx.profiles.record import InternalEvent, record_internal_many
 from omnicx.segments.compiler import Compiler
 from omnicx.segments.language import Dependencies, Node, dependencies, parse
 from omnicx.segments.models import Segment, SegmentMembership, SegmentWork

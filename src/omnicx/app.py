@@ -8,7 +8,7 @@ from contextlib import asynccontextmanager
 
 from fastapi import FastAPI
 
-from omnicx import __version__, analytics, commerce, segments, worker
+from omnicx import __version__, analytics, commerce, ops, segments, worker
 from omnicx.analytics.router import router as analytics_router
 from omnicx.commerce.router import router as commerce_router
 from omnicx.db import Database
@@ -78,10 +78,5 @@ def create_app(settings: Settings | None = None, *, database: Database | None = 
     install_error_handlers(app)
     for router in ROUTERS:
         app.include_router(router)
-
-    @app.get("/healthz", tags=["ops"])
-    async def healthz() -> dict[str, str]:
-        """Liveness: the process answers."""
-        return {"status": "ok"}
-
+    ops.install(app, settings)
     return app

@@ -15,10 +15,11 @@ from __future__ import annotations
 from datetime import datetime, timedelta
 from typing import Any
 
-from sqlalchemy import Integer, String, delete, select
+from sqlalchemy import Integer, String, delete, func, select
 from sqlalchemy.ext.asyncio import AsyncSession
 from sqlalchemy.orm import Mapped, mapped_column
 
+from omnicx import metrics
 from omnicx.db import Base, BigId, Database, JSONType, UTCDateTime, dialect_insert
 from omnicx.hooks import Hooks
 
@@ -90,6 +91,9 @@ async def _run_one(session: AsyncSession, hooks: Hooks, timer: Timer, now: datet
         _failed(timer, now, f"no handler for timer kind {timer.kind!r}")
         return
     timer_id, due_at = timer.id, timer.due_at
+    metrics.TIMER_LATENESS.labels(timer.kind).observe(
+        (now - due_at).total_seconds() if due_at else 0
+    )
     try:
         async with session.begin_nested():
             await handler(session, dict(timer.payload), now)
@@ -108,3 +112,31 @@ def _failed(timer: Timer, now: datetime, error: str) -> None:
     timer.due_at = (
         None if timer.attempts >= MAX_ATTEMPTS else now + timedelta(seconds=2**timer.attempts)
     )
+
+
+async def depth(session: AsyncSession, now: datetime) -> list[metrics.Sample]:
+    """Scrape-time gauges: timers due now per kind, parked ones, the oldest due one's lateness."""
+    due = (
+        await session.execute(
+            select(Timer.kind, func.count(), func.min(Timer.due_at))
+            .where(Timer.due_at <= now)
+            .group_by(Timer.kind)
+        )
+    ).all()
+    parked = (
+        await session.scalar(select(func.count()).select_from(Timer).where(Timer.due_at.is_(None)))
+    ) or 0
+    help_due = "Durable timers due now and not yet run, by kind."
+    samples = [metrics.Sample("timers_due", help_due, n, (("kind", kind),)) for kind, n, _ in due]
+    oldest = min((first for *_, first in due if first is not None), default=None)
+    samples.append(
+        metrics.Sample(
+            "timers_oldest_due_seconds",
+            "How late the oldest due timer is (0: none due).",
+            (now - oldest).total_seconds() if oldest else 0.0,
+        )
+    )
+    samples.append(
+        metrics.Sample("timers_parked", "Timers parked after repeated failures.", parked)
+    )
+    return samples

@@ -26,6 +26,7 @@ from typing import Any
 import orjson
 from pydantic import ValidationError
 
+from omnicx import metrics
 from omnicx.auth.service import SourceRef, get_source_by_write_key
 from omnicx.db import Database
 from omnicx.errors import ApiError
@@ -211,4 +212,5 @@ async def ingest(
                 )
             )
     result.rejected.sort(key=lambda r: r.index)
+    metrics.ingested(result.accepted, result.duplicates, (r.code for r in result.rejected))
     return result

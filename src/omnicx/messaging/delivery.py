@@ -32,9 +32,10 @@ from dataclasses import dataclass
 from datetime import datetime, timedelta
 from typing import Any, cast
 
-from sqlalchemy import Row, Table, bindparam, select, update
+from sqlalchemy import Row, Table, bindparam, func, select, update
 from sqlalchemy.ext.asyncio import AsyncSession
 
+from omnicx import metrics
 from omnicx.db import Database, utcnow
 from omnicx.hooks import Hooks
 from omnicx.messaging import events
@@ -296,6 +297,7 @@ class Delivery:
     ) -> None:
         changes = []
         for row, outcome in zip(rows, outcomes, strict=True):
+            metrics.observe_send(row.channel, row.provider, outcome)
             if isinstance(outcome, SendResult):
                 changes.append(
                     Change(row, outcome.status, provider_message_id=outcome.provider_message_id)
@@ -422,3 +424,22 @@ class Delivery:
             return len(rows)
 
         return await self.db.transaction(work)
+
+
+async def queue_depth(session: AsyncSession, now: datetime) -> list[metrics.Sample]:
+    """Scrape-time gauges: messages waiting to leave (due now) and in flight, per provider."""
+    rows = (
+        await session.execute(
+            select(Message.provider, Message.status, func.count())
+            .where(
+                ((Message.status == "queued") & (Message.due_at <= now))
+                | (Message.status == "sending")
+            )
+            .group_by(Message.provider, Message.status)
+        )
+    ).all()
+    help_ = "Messages due to leave (queued) or in a provider's hands (sending), per provider."
+    return [
+        metrics.Sample("messages_queue", help_, n, (("provider", p or "none"), ("status", s)))
+        for p, s, n in rows
+    ]

@@ -28,7 +28,7 @@ from typing import Any
 from sqlalchemy import case, delete, func, select, text, update
 from sqlalchemy.ext.asyncio import AsyncSession
 
-from omnicx import timers
+from omnicx import metrics, timers
 from omnicx.commerce.projector import HANDLED as COMMERCE_EVENTS
 from omnicx.db import Database, dialect_insert, utcnow
 from omnicx.hooks import ALL_PROFILES, Hooks, StoredEvent
@@ -441,3 +441,10 @@ async def count_by_query(
 def _chunks(items: Sequence[str], size: int = 500) -> Iterable[Sequence[str]]:
     for start in range(0, len(items), size):
         yield items[start : start + size]
+
+
+async def queue_depth(session: AsyncSession, now: datetime) -> list[metrics.Sample]:
+    """Scrape-time gauge: profiles waiting for their segments to be re-evaluated."""
+    queued = (await session.scalar(select(func.count()).select_from(SegmentWork))) or 0
+    help_ = "Profiles queued for segment re-evaluation."
+    return [metrics.Sample("segment_work_queue", help_, queued)]

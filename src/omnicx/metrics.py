@@ -160,7 +160,7 @@ def render(samples: list[Sample]) -> bytes:
     """The exposition text: this process's (or all local processes') counters + ``samples``."""
     registry = CollectorRegistry(auto_describe=False)
     if os.environ.get("PROMETHEUS_MULTIPROC_DIR"):
-        MultiProcessCollector(registry)
+        MultiProcessCollector(registry)  # type: ignore[no-untyped-call]
         counted = generate_latest(registry)
     else:
         counted = generate_latest(REGISTRY)

@@ -14,6 +14,7 @@ from sqlalchemy.ext.asyncio import AsyncSession
 
 from omnicx import migrate
 from omnicx.analytics import cli as analytics_cli
+from omnicx.auth import cli as users_cli
 from omnicx.auth.service import Role, SourceKind, create_source, create_token
 from omnicx.db import Database
 from omnicx.journeys import cli as journeys_cli
@@ -36,6 +37,7 @@ app.add_typer(segments_cli.app, name="segments")
 app.add_typer(journeys_cli.app, name="journeys")
 app.add_typer(import_app, name="import")
 app.add_typer(analytics_cli.app, name="analytics")
+app.add_typer(users_cli.app, name="user")
 err = Console(stderr=True)
 T = TypeVar("T")
 

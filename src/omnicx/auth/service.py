@@ -11,10 +11,10 @@ import secrets
 from dataclasses import dataclass
 from enum import StrEnum
 
-from sqlalchemy import select
+from sqlalchemy import or_, select
 from sqlalchemy.ext.asyncio import AsyncSession
 
-from omnicx.auth.models import ApiToken, Source
+from omnicx.auth.models import ApiToken, Source, User
 from omnicx.db import dialect_insert, utcnow
 
 
@@ -39,10 +39,11 @@ class SourceKind(StrEnum):
 class Staff:
     """Who is calling the staff API."""
 
-    token_id: int
+    token_id: int | None
     name: str
     role: Role
     store_id: str | None
+    user_id: int | None = None
 
 
 @dataclass(frozen=True, slots=True)
@@ -67,12 +68,24 @@ async def create_source(
 
 
 async def create_token(
-    session: AsyncSession, *, name: str, role: Role, store_id: str | None = None
+    session: AsyncSession,
+    *,
+    name: str,
+    role: Role,
+    store_id: str | None = None,
+    user_id: int | None = None,
 ) -> tuple[ApiToken, str]:
+    """A new token; with ``user_id`` it acts for that staff user and dies with the user."""
     if role is Role.store_associate and not store_id:
         raise ValueError("a store associate token needs a store id")
     token = "ocx_" + secrets.token_urlsafe(32)
-    row = ApiToken(name=name, role=role.value, store_id=store_id, token_hash=hash_secret(token))
+    row = ApiToken(
+        name=name,
+        role=role.value,
+        store_id=store_id,
+        token_hash=hash_secret(token),
+        user_id=user_id,
+    )
     session.add(row)
     await session.flush()
     return row, token
@@ -90,16 +103,26 @@ async def get_source_by_write_key(session: AsyncSession, *, write_key: str) -> S
 
 
 async def get_staff_by_token(session: AsyncSession, *, token: str) -> Staff | None:
+    """The token's staff, or None when it is unknown, revoked or its user was deleted."""
+    live_user = select(User.id).where(User.id == ApiToken.user_id, User.deleted_at.is_(None))
     row = (
         await session.execute(
             select(ApiToken).where(
-                ApiToken.token_hash == hash_secret(token), ApiToken.revoked_at.is_(None)
+                ApiToken.token_hash == hash_secret(token),
+                ApiToken.revoked_at.is_(None),
+                or_(ApiToken.user_id.is_(None), live_user.exists()),
             )
         )
     ).scalar_one_or_none()
     if row is None:
         return None
-    return Staff(token_id=row.id, name=row.name, role=Role(row.role), store_id=row.store_id)
+    return Staff(
+        token_id=row.id,
+        name=row.name,
+        role=Role(row.role),
+        store_id=row.store_id,
+        user_id=row.user_id,
+    )
 
 
 async def source_names(session: AsyncSession, *, ids: set[int]) -> dict[int, str]:

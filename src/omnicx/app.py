@@ -11,6 +11,10 @@ from fastapi import FastAPI
 from omnicx import __version__, analytics, commerce, ops, segments, worker
 from omnicx.analytics.router import router as analytics_router
 from omnicx.commerce.router import router as commerce_router
+from omnicx.conversations import register as register_conversations
+from omnicx.conversations.channels import router as conversation_channels_router
+from omnicx.conversations.router import router as conversations_router
+from omnicx.conversations.sockets import router as conversation_sockets_router
 from omnicx.db import Database
 from omnicx.errors import install_error_handlers
 from omnicx.hooks import Hooks
@@ -34,6 +38,9 @@ ROUTERS = (
     messaging_router,
     inapp_router.router,
     public.router,
+    conversations_router,
+    conversation_channels_router,
+    conversation_sockets_router,
 )
 
 
@@ -45,6 +52,7 @@ def build_hooks(settings: Settings) -> Hooks:
     analytics.register(hooks, settings)
     segments.register(hooks, settings)
     register_journeys(hooks, settings)
+    register_conversations(hooks, settings)
     return hooks
 
 

@@ -4,6 +4,7 @@ from omnicx import timers
 from omnicx.analytics import models as analytics_models
 from omnicx.auth import models as auth_models
 from omnicx.commerce import models as commerce_models
+from omnicx.conversations import models as conversation_models
 from omnicx.db import Base
 from omnicx.journeys import models as journey_models
 from omnicx.messaging import models as messaging_models
@@ -15,6 +16,7 @@ __all__ = [
     "analytics_models",
     "auth_models",
     "commerce_models",
+    "conversation_models",
     "journey_models",
     "messaging_models",
     "profile_models",

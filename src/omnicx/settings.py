@@ -122,6 +122,67 @@ class Settings(BaseSettings):
         description="Timeline events that count as marketing touches for attribution (JSON).",
     )
 
+    # Conversations (omnicx.conversations): threads, bot, handoff, agents, live updates.
+    conversations_reopen_hours: float = Field(
+        24.0, ge=0, description="A resolved conversation reopens on a customer message this soon."
+    )
+    conversations_default_queue: str = Field(
+        "support", description="Queue a handed-off conversation waits in unless a rule says else."
+    )
+    conversations_max_message_chars: int = Field(
+        4000, ge=1, description="Longest message body accepted (characters)."
+    )
+    conversations_rate_limit: int = Field(
+        20, ge=1, description="Most customer messages per conversation per rate window."
+    )
+    conversations_rate_window_seconds: float = Field(
+        60.0, gt=0, description="The window of the per-conversation message rate limit."
+    )
+    conversations_faq_file: str | None = Field(
+        None, description="YAML or JSON file of FAQ entries for the bot (besides the API's)."
+    )
+    conversations_faq_threshold: float = Field(
+        0.72, gt=0, le=1, description="Least fuzzy-match score (0-1) for the bot to answer."
+    )
+    conversations_handoff_keywords: list[str] = Field(
+        default_factory=lambda: ["agent", "human", "person", "representative", "someone"],
+        description="Words that make the bot hand off at once (JSON list).",
+    )
+    conversations_bot_misses: int = Field(
+        2, ge=1, description="Unanswered customer messages in a row before the bot hands off."
+    )
+    conversations_handoff_topics: list[str] = Field(
+        default_factory=list,
+        description="FAQ topics the bot answers and then hands off (JSON list), e.g. refunds.",
+    )
+    conversations_business_hours: dict[str, str] = Field(
+        default_factory=dict,
+        description='Opening hours per weekday, e.g. {"mon": "09:00-17:00"}; unset: always '
+        "open, a day not listed: closed.",
+    )
+    conversations_timezone: str = Field("UTC", description="Timezone of the business hours.")
+    conversations_away_message: str = Field(
+        "Thanks! Our team is away right now; we will answer as soon as we are back.",
+        description="Reply sent on handoff outside business hours.",
+    )
+    conversations_presence_seconds: float = Field(
+        45.0, gt=0, description="A widget not heard from this long counts as offline."
+    )
+    conversations_reply_template: str = Field(
+        "conversation-reply",
+        description="Message template of an agent reply to an offline customer (made if absent).",
+    )
+    conversations_csat_template: str = Field(
+        "conversation-csat",
+        description="Message template of the CSAT request on resolve (made if absent).",
+    )
+    conversations_sms_url: str | None = Field(
+        None, description="Public URL Twilio posts incoming SMS to (/c/twilio/sms), if proxied."
+    )
+    conversations_link_days: int = Field(
+        14, ge=1, description="Days a link back into a conversation stays valid."
+    )
+
     max_event_bytes: int = Field(32 * 1024, description="Largest single event accepted.")
     max_batch_bytes: int = Field(500 * 1024, description="Largest /v1/batch body accepted.")
     max_batch_events: int = Field(2500, description="Most events in one /v1/batch.")

@@ -77,6 +77,51 @@ CALLS: dict[tuple[str, str], dict[str, Any]] = {
         "url": "/api/templates/none/preview",
         "json": {"channel": "sms"},
     },
+    ("GET", "/api/conversations"): {"url": "/api/conversations?status=queued,assigned"},
+    ("POST", "/api/conversations"): {
+        "url": "/api/conversations",
+        "json": {"to": "user_id:nobody", "body": "Came by the store"},
+    },
+    ("GET", "/api/conversations/{conversation_id}"): {"url": "/api/conversations/404"},
+    ("GET", "/api/conversations/{conversation_id}/messages"): {
+        "url": "/api/conversations/404/messages"
+    },
+    ("POST", "/api/conversations/{conversation_id}/messages"): {
+        "url": "/api/conversations/404/messages",
+        "json": {"body": "Hello"},
+    },
+    ("POST", "/api/conversations/{conversation_id}/assign"): {
+        "url": "/api/conversations/404/assign",
+        "json": {},
+    },
+    ("POST", "/api/conversations/{conversation_id}/handoff"): {
+        "url": "/api/conversations/404/handoff",
+        "json": {},
+    },
+    ("POST", "/api/conversations/{conversation_id}/resolve"): {
+        "url": "/api/conversations/404/resolve",
+        "json": {},
+    },
+    ("GET", "/api/profiles/{external_id}/conversations"): {
+        "url": "/api/profiles/user_id:x/conversations"
+    },
+    ("GET", "/api/conversation-agents"): {"url": "/api/conversation-agents"},
+    ("PUT", "/api/conversation-agents/{name}"): {
+        "url": "/api/conversation-agents/ana",
+        "json": {"queues": ["support"], "capacity": 3},
+    },
+    ("GET", "/api/canned-responses"): {"url": "/api/canned-responses"},
+    ("PUT", "/api/canned-responses/{name}"): {
+        "url": "/api/canned-responses/hello",
+        "json": {"body": "Hi! How can I help?"},
+    },
+    ("DELETE", "/api/canned-responses/{name}"): {"url": "/api/canned-responses/none"},
+    ("GET", "/api/faq"): {"url": "/api/faq"},
+    ("PUT", "/api/faq/{faq_id}"): {
+        "url": "/api/faq/hours",
+        "json": {"questions": ["When are you open?"], "answer": "9 to 5."},
+    },
+    ("DELETE", "/api/faq/{faq_id}"): {"url": "/api/faq/none"},
     ("GET", "/api/brand"): {"url": "/api/brand"},
     ("PUT", "/api/brand"): {"url": "/api/brand", "json": {"name": "Alpine"}},
     ("POST", "/api/suppressions"): {

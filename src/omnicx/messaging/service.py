@@ -29,7 +29,7 @@ from omnicx.messaging.choice import Choice, choose
 from omnicx.messaging.models import Message, MessageTemplate
 from omnicx.messaging.policies import cap_reached, parse_window, quiet_until, zone_of
 from omnicx.messaging.providers.base import Channel
-from omnicx.messaging.schemas import BrandKit
+from omnicx.messaging.schemas import BrandKit, TemplateWrite
 from omnicx.messaging.signing import Links
 from omnicx.messaging.templates import (
     RenderError,
@@ -303,3 +303,30 @@ async def _finish(
         at=now,
         reason=reason,
     )
+
+
+async def ensure_template(
+    session: AsyncSession, *, name: str, template: TemplateWrite, now: datetime
+) -> MessageTemplate:
+    """The template ``name``, created from ``template`` if there is none: the built-in messages
+    other capabilities ship (a conversation reply, a CSAT request) that a brand may then edit."""
+    row = await get_template(session, name)
+    if row is not None:
+        return row
+    await session.execute(
+        dialect_insert(session, MessageTemplate)
+        .values(
+            name=name,
+            description=template.description,
+            category=template.category,
+            topic=template.topic or template.category,
+            variants=template.variants.model_dump(exclude_none=True),
+            version=1,
+            created_at=now,
+            updated_at=now,
+        )
+        .on_conflict_do_nothing(index_elements=["name"])
+    )
+    row = await get_template(session, name)
+    assert row is not None
+    return row

@@ -59,7 +59,8 @@ class Hub:
         self.loader: Loader | None = None
         self._conn: asyncpg.Connection | None = None
         self._starting: asyncio.Lock | None = None
-        self._tasks: set[asyncio.Task[None]] = set()
+        self._inbox: asyncio.Queue[dict[str, Any]] = asyncio.Queue()
+        self._consumer: asyncio.Task[None] | None = None
 
     @property
     def postgres(self) -> bool:
@@ -92,7 +93,7 @@ class Hub:
             if not subs:
                 del self.subscribers[key]
         if not self.active and self._conn is not None:
-            conn, self._conn = self._conn, None
+            conn, self._conn, self._starting = self._conn, None, None
             try:
                 await conn.close(timeout=5)
             except (OSError, asyncpg.PostgresError, TimeoutError):
@@ -122,29 +123,33 @@ class Hub:
             if self._conn is not None and not self._conn.is_closed():
                 return
             dsn = "postgresql://" + self.url.split("://", 1)[1]
+            self._inbox, self._consumer = asyncio.Queue(), None  # this event loop's
             conn = await asyncpg.connect(dsn)
             await conn.add_listener(CHANNEL, self._notified)
             self._conn = conn
 
     def _notified(self, _conn: object, _pid: int, _channel: str, payload: str) -> None:
-        note = orjson.loads(payload)
-        if "m" not in note:
-            self.dispatch(note["e"])
-            return
-        task = asyncio.get_running_loop().create_task(self._load_and_dispatch(note))
-        self._tasks.add(task)
-        task.add_done_callback(self._tasks.discard)
+        # One consumer handles notifications in commit order, so a message (read from its row)
+        # never overtakes the status change committed after it.
+        self._inbox.put_nowait(orjson.loads(payload))
+        if self._consumer is None or self._consumer.done():
+            self._consumer = asyncio.get_running_loop().create_task(self._consume())
 
-    async def _load_and_dispatch(self, note: dict[str, Any]) -> None:
-        if self.db is None or self.loader is None:
-            return
-        try:
-            message = await self.loader(self.db, int(note["m"]))
-        except Exception:  # a failed read loses one live update; the thread still has it
-            log.exception("could not read conversation message %s", note["m"])
-            return
-        if message is not None:
-            self.dispatch({**note["e"], "message": message})
+    async def _consume(self) -> None:
+        while not self._inbox.empty():
+            note = self._inbox.get_nowait()
+            if "m" not in note:
+                self.dispatch(note["e"])
+                continue
+            if self.db is None or self.loader is None:
+                continue
+            try:
+                message = await self.loader(self.db, int(note["m"]))
+            except Exception:  # a failed read loses one live update; the thread still has it
+                log.exception("could not read conversation message %s", note["m"])
+                continue
+            if message is not None:
+                self.dispatch({**note["e"], "message": message})
 
 
 _HUBS: dict[str, Hub] = {}

@@ -19,36 +19,70 @@ Writing: :func:`receive` (a customer message from any channel), :func:`post_staf
 
 from __future__ import annotations
 
-from collections.abc import Sequence
 from dataclasses import dataclass, field
 from datetime import datetime, timedelta
 from typing import Any
 
-from sqlalchemy import func, or_, select, update
-from sqlalchemy.exc import IntegrityError
+from sqlalchemy import select, update
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from omnicx.auth.service import Role, Staff
-from omnicx.commerce import service as commerce
 from omnicx.conversations import bot, live, outbound, routing
-from omnicx.conversations.models import (
-    Agent,
-    CannedResponse,
-    Conversation,
-    ConversationMessage,
+from omnicx.conversations.models import Agent, CannedResponse, Conversation, ConversationMessage
+from omnicx.conversations.queries import (
+    by_external_id,
+    can_access,
+    context_of,
+    conversation_read,
+    get,
+    latest_of,
+    list_conversations,
+    message_read,
+    messages,
+    open_of,
+    store_profiles,
 )
-from omnicx.conversations.schemas import (
-    ConversationContext,
-    ConversationRead,
-    MessageRead,
+from omnicx.conversations.threads import (
+    add_message,
+    announce,
+    check_body,
+    check_rate,
+    products_in,
+    status_event,
+    thread_for,
 )
 from omnicx.errors import ApiError
 from omnicx.hooks import Hooks
 from omnicx.profiles.internal import record_internal
 from omnicx.settings import Settings
 
+__all__ = [
+    "Received",
+    "answer_csat",
+    "assign",
+    "awaiting_csat",
+    "by_external_id",
+    "can_access",
+    "canned_body",
+    "check_body",
+    "context_of",
+    "conversation_read",
+    "get",
+    "hand_off",
+    "latest_of",
+    "list_conversations",
+    "mark_read",
+    "message_read",
+    "messages",
+    "open_by_staff",
+    "open_of",
+    "post_staff_message",
+    "receive",
+    "resolve",
+    "store_profiles",
+    "touch_presence",
+]
 TRANSCRIPT_MESSAGES = 100
-STORE_SCOPE_PICKUPS = 5000
 
 
 @dataclass
@@ -57,367 +91,6 @@ class Received:
     message: ConversationMessage
     replies: list[ConversationMessage] = field(default_factory=list)
     duplicate: bool = False
-
-
-# --- reading --------------------------------------------------------------------------------
-
-
-def conversation_read(c: Conversation, settings: Settings, now: datetime) -> ConversationRead:
-    return ConversationRead(
-        id=c.id,
-        profile_id=c.profile_id,
-        status=c.status,
-        queue=c.queue,
-        assignee=c.assignee,
-        store_id=c.store_id,
-        opened_by=c.opened_by,
-        channel=c.channel,
-        previous_id=c.previous_id,
-        merged_into=c.merged_into,
-        topic=c.topic,
-        products=list(c.products),
-        collected=dict(c.collected),
-        handoff=c.handoff,
-        customer_online=outbound.customer_online(settings, c, now),
-        created_at=c.created_at,
-        updated_at=c.updated_at,
-        last_message_at=c.last_message_at,
-        assigned_at=c.assigned_at,
-        resolved_at=c.resolved_at,
-    )
-
-
-def message_read(m: ConversationMessage) -> MessageRead:
-    return MessageRead(
-        id=m.id,
-        conversation_id=m.conversation_id,
-        author=m.author,
-        author_name=m.author_name,
-        channel=m.channel,
-        body=m.body,
-        attachments=list(m.attachments),
-        internal=m.internal,
-        delivery=m.delivery,
-        read_at=m.read_at,
-        created_at=m.created_at,
-    )
-
-
-async def get(session: AsyncSession, *, conversation_id: int) -> Conversation | None:
-    return await session.get(Conversation, conversation_id)
-
-
-async def open_of(session: AsyncSession, *, profile_id: str) -> Conversation | None:
-    """The customer's open conversation, if any."""
-    return (
-        await session.execute(select(Conversation).where(Conversation.open_key == profile_id))
-    ).scalar_one_or_none()
-
-
-async def latest_of(session: AsyncSession, *, profile_id: str) -> Conversation | None:
-    return (
-        await session.execute(
-            select(Conversation)
-            .where(Conversation.profile_id == profile_id, Conversation.status != "merged")
-            .order_by(Conversation.id.desc())
-            .limit(1)
-        )
-    ).scalar_one_or_none()
-
-
-async def by_external_id(session: AsyncSession, *, external_id: str) -> ConversationMessage | None:
-    """The message an email Message-ID or a Twilio MessageSid already brought in, if any."""
-    return (
-        await session.execute(
-            select(ConversationMessage).where(ConversationMessage.external_id == external_id)
-        )
-    ).scalar_one_or_none()
-
-
-async def messages(
-    session: AsyncSession,
-    *,
-    conversation_id: int,
-    include_internal: bool,
-    after: int = 0,
-    limit: int = 500,
-) -> list[ConversationMessage]:
-    stmt = select(ConversationMessage).where(
-        ConversationMessage.conversation_id == conversation_id, ConversationMessage.id > after
-    )
-    if not include_internal:
-        stmt = stmt.where(ConversationMessage.internal.is_(False))
-    rows = await session.execute(stmt.order_by(ConversationMessage.id).limit(limit))
-    return list(rows.scalars())
-
-
-async def store_profiles(session: AsyncSession, settings: Settings, store_id: str) -> set[str]:
-    """Customers with a pickup at ``store_id``."""
-    pickups = await commerce.store_pickups(
-        session,
-        store_id=store_id,
-        statuses=[],
-        secret=settings.secret_key.get_secret_value(),
-        limit=STORE_SCOPE_PICKUPS,
-    )
-    return {p.profile_id for p in pickups if p.profile_id}
-
-
-async def can_access(
-    session: AsyncSession, settings: Settings, *, staff: Staff, conversation: Conversation
-) -> bool:
-    """Agents and admins reach every conversation; a store associate those opened at or by
-    them, and those of customers with a pickup at their store."""
-    if staff.role in (Role.admin, Role.agent):
-        return True
-    if staff.role != Role.store_associate or staff.store_id is None:
-        return False
-    if conversation.opened_by == staff.name or conversation.store_id == staff.store_id:
-        return True
-    orders = await commerce.list_orders(
-        session,
-        profile_id=conversation.profile_id,
-        limit=100,
-        secret=settings.secret_key.get_secret_value(),
-    )
-    return any(o.pickup is not None and o.pickup.store_id == staff.store_id for o in orders)
-
-
-async def list_conversations(
-    session: AsyncSession,
-    settings: Settings,
-    *,
-    staff: Staff,
-    status: Sequence[str] = (),
-    queue: str | None = None,
-    assignee: str | None = None,
-    store_id: str | None = None,
-    profile_id: str | None = None,
-    limit: int = 50,
-    before: int | None = None,
-) -> list[Conversation]:
-    """Newest activity first; a store associate sees only the conversations of their store."""
-    stmt = select(Conversation).where(Conversation.status != "merged")
-    if status:
-        stmt = stmt.where(Conversation.status.in_(status))
-    if queue:
-        stmt = stmt.where(Conversation.queue == queue)
-    if assignee:
-        stmt = stmt.where(Conversation.assignee == assignee)
-    if profile_id:
-        stmt = stmt.where(Conversation.profile_id == profile_id)
-    if before is not None:
-        stmt = stmt.where(Conversation.id < before)
-    if staff.role == Role.store_associate:
-        store_id = staff.store_id
-        if store_id is None:
-            return []
-    if store_id:
-        customers = await store_profiles(session, settings, store_id)
-        scope = [Conversation.store_id == store_id, Conversation.profile_id.in_(customers)]
-        if staff.role == Role.store_associate:
-            scope.append(Conversation.opened_by == staff.name)
-        stmt = stmt.where(or_(*scope))
-    stmt = stmt.order_by(Conversation.last_message_at.desc(), Conversation.id.desc())
-    return list((await session.execute(stmt.limit(limit))).scalars())
-
-
-async def context_of(session: AsyncSession, *, profile_id: str) -> ConversationContext:
-    """The customer's last conversation in brief, for journeys, templates and the store view."""
-    c = await latest_of(session, profile_id=profile_id)
-    if c is None:
-        return ConversationContext(
-            conversation_id=None,
-            status=None,
-            topic=None,
-            products=[],
-            collected={},
-            last_message_at=None,
-        )
-    return ConversationContext(
-        conversation_id=c.id,
-        status=c.status,
-        topic=c.topic,
-        products=list(c.products),
-        collected=dict(c.collected),
-        last_message_at=c.last_message_at,
-    )
-
-
-# --- threads --------------------------------------------------------------------------------
-
-
-async def _thread_for(
-    session: AsyncSession,
-    settings: Settings,
-    hooks: Hooks,
-    *,
-    profile_id: str,
-    channel: str,
-    now: datetime,
-    status: str = "bot",
-    opened_by: str | None = None,
-    store_id: str | None = None,
-    thread_id: int | None = None,
-) -> Conversation:
-    """The open conversation of the customer: joined, reopened, or started. ``thread_id``: the
-    thread she answers (an email reply, a link back), reopened whatever its age."""
-    current = await open_of(session, profile_id=profile_id)
-    if current is not None:
-        return current
-    last = await latest_of(session, profile_id=profile_id)
-    window = timedelta(hours=settings.conversations_reopen_hours)
-    hinted = await session.get(Conversation, thread_id) if thread_id is not None else None
-    if hinted is not None and hinted.profile_id == profile_id and hinted.status == "resolved":
-        last, window = hinted, timedelta.max
-    if last is not None and last.resolved_at is not None and now - last.resolved_at <= window:
-        agent = await session.get(Agent, last.assignee) if last.assignee else None
-        last.status = (
-            "assigned"
-            if agent is not None and agent.active
-            else ("queued" if last.handoff else "bot")
-        )
-        if last.status != "assigned":
-            last.assignee = None
-        last.open_key, last.resolved_at, last.updated_at = profile_id, None, now
-        _status_event(session, last)
-        return last
-    conversation = Conversation(
-        profile_id=profile_id,
-        open_key=profile_id,
-        status=status,
-        queue=settings.conversations_default_queue,
-        channel=channel,
-        previous_id=last.id if last is not None else None,
-        opened_by=opened_by,
-        store_id=store_id,
-        products=[],
-        collected={},
-        created_at=now,
-        updated_at=now,
-        last_message_at=now,
-    )
-    try:
-        async with session.begin_nested():
-            session.add(conversation)
-            await session.flush()
-    except IntegrityError:  # another channel opened it at the same moment
-        current = await open_of(session, profile_id=profile_id)
-        if current is None:
-            raise
-        return current
-    await record_internal(
-        session,
-        profile_id=profile_id,
-        event="Conversation Started",
-        message_id=f"conversation.{conversation.id}.started",
-        timestamp=now,
-        properties={"conversation_id": conversation.id, "channel": channel},
-        hooks=hooks,
-    )
-    return conversation
-
-
-def _status_event(session: AsyncSession, c: Conversation) -> None:
-    live.emit(
-        session,
-        {
-            "type": "status",
-            "conversation_id": c.id,
-            "status": c.status,
-            "assignee": c.assignee,
-            "queue": c.queue,
-            "merged_into": c.merged_into,
-        },
-    )
-
-
-async def _add(
-    session: AsyncSession,
-    c: Conversation,
-    *,
-    author: str,
-    body: str,
-    channel: str,
-    now: datetime,
-    author_name: str | None = None,
-    attachments: list[dict[str, Any]] | None = None,
-    internal: bool = False,
-    external_id: str | None = None,
-) -> ConversationMessage:
-    message = ConversationMessage(
-        conversation_id=c.id,
-        author=author,
-        author_name=author_name,
-        channel=channel,
-        body=body,
-        attachments=attachments or [],
-        internal=internal,
-        external_id=external_id,
-        delivery="delivered" if author == "customer" or internal else "pending",
-        created_at=now,
-    )
-    session.add(message)
-    await session.flush()
-    c.last_message_at = c.updated_at = now
-    return message
-
-
-def _announce(session: AsyncSession, message: ConversationMessage) -> None:
-    live.emit(
-        session,
-        {
-            "type": "message",
-            "conversation_id": message.conversation_id,
-            "message": message_read(message).model_dump(mode="json"),
-        },
-    )
-
-
-def check_body(settings: Settings, body: str) -> str:
-    body = body.strip()
-    if not body:
-        raise ApiError(422, "empty_message", "the message has no text")
-    if len(body) > settings.conversations_max_message_chars:
-        raise ApiError(
-            413,
-            "message_too_large",
-            f"messages are limited to {settings.conversations_max_message_chars} characters",
-        )
-    return body
-
-
-async def _check_rate(
-    session: AsyncSession, settings: Settings, c: Conversation, now: datetime
-) -> None:
-    since = now - timedelta(seconds=settings.conversations_rate_window_seconds)
-    count = (
-        await session.execute(
-            select(func.count()).where(
-                ConversationMessage.conversation_id == c.id,
-                ConversationMessage.author == "customer",
-                ConversationMessage.created_at > since,
-            )
-        )
-    ).scalar_one()
-    if count >= settings.conversations_rate_limit:
-        raise ApiError(
-            429,
-            "rate_limited",
-            f"at most {settings.conversations_rate_limit} messages per "
-            f"{settings.conversations_rate_window_seconds:g} s in a conversation",
-        )
-
-
-async def _products_in(session: AsyncSession, text: str) -> list[str]:
-    lowered = text.lower()
-    words = [w for w in bot.words(text) if len(w) >= 4][:10]
-    found: list[str] = []
-    for word in words:
-        for product in await commerce.list_products(session, q=word, category=None, limit=20):
-            if product.name and product.name.lower() in lowered and product.id not in found:
-                found.append(product.id)
-    return found
 
 
 async def receive(
@@ -442,7 +115,7 @@ async def receive(
             c = await session.get(Conversation, seen.conversation_id)
             assert c is not None
             return Received(c, seen, duplicate=True)
-    c = await _thread_for(
+    c = await thread_for(
         session,
         settings,
         hooks,
@@ -451,8 +124,8 @@ async def receive(
         now=now,
         thread_id=thread_id,
     )
-    await _check_rate(session, settings, c, now)
-    message = await _add(
+    await check_rate(session, settings, c, now)
+    message = await add_message(
         session,
         c,
         author="customer",
@@ -463,10 +136,10 @@ async def receive(
         external_id=external_id,
     )
     c.channel = channel
-    for product in await _products_in(session, body):
+    for product in await products_in(session, body):
         if product not in c.products:
             c.products = [*c.products, product][-20:]
-    _announce(session, message)
+    announce(session, message)
     received = Received(c, message)
     if c.status == "bot":
         await _bot_turn(session, settings, hooks, c, body, verified, now, received)
@@ -498,13 +171,13 @@ async def _bot_turn(
     if turn.topic:
         c.topic = turn.topic
     if turn.reply:
-        reply = await _add(
+        reply = await add_message(
             session, c, author="bot", body=turn.reply, channel=c.channel, now=now, author_name="Bot"
         )
         await outbound.deliver(
             session, settings, hooks, conversation=c, message=reply, now=now, answering=True
         )
-        _announce(session, reply)
+        announce(session, reply)
         received.replies.append(reply)
     if turn.handoff:
         received.replies += await hand_off(
@@ -572,7 +245,7 @@ async def hand_off(
     if routing.is_open(settings, now):
         await assign(session, settings, hooks, conversation=c, agent=None, now=now)
     else:
-        away = await _add(
+        away = await add_message(
             session,
             c,
             author="system",
@@ -583,9 +256,9 @@ async def hand_off(
         await outbound.deliver(
             session, settings, hooks, conversation=c, message=away, now=now, answering=True
         )
-        _announce(session, away)
+        announce(session, away)
         added.append(away)
-    _status_event(session, c)
+    status_event(session, c)
     return added
 
 
@@ -608,7 +281,7 @@ async def assign(
         if picked is None:
             if c.status == "bot":
                 c.status = "queued"
-            _status_event(session, c)
+            status_event(session, c)
             return False
     else:
         picked = await session.get(Agent, agent)
@@ -621,7 +294,7 @@ async def assign(
         session,
         {"type": "assignment", "conversation_id": c.id, "assignee": picked.name},
     )
-    _status_event(session, c)
+    status_event(session, c)
     return True
 
 
@@ -659,7 +332,7 @@ async def resolve(
         },
         hooks=hooks,
     )
-    _status_event(session, c)
+    status_event(session, c)
     await session.flush()
     if agent is not None and routing.is_open(settings, now):
         waiting = (
@@ -711,7 +384,7 @@ async def post_staff_message(
         c.status, c.open_key, c.resolved_at = "assigned", c.profile_id, None
         if await open_of(session, profile_id=c.profile_id) not in (None, c):
             raise ApiError(409, "conversation_closed", "the customer has a newer conversation")
-    message = await _add(
+    message = await add_message(
         session,
         c,
         author=_author(staff),
@@ -731,10 +404,10 @@ async def post_staff_message(
                 "transcript": [],
             }
             c.status, c.assignee, c.assigned_at = "assigned", staff.name, now
-            _status_event(session, c)
+            status_event(session, c)
         message.channel = c.channel
         await outbound.deliver(session, settings, hooks, conversation=c, message=message, now=now)
-    _announce(session, message)
+    announce(session, message)
     return message
 
 
@@ -755,7 +428,7 @@ async def open_by_staff(
     check_body(settings, body)
     if staff.role == Role.store_associate:
         store_id = staff.store_id
-    c = await _thread_for(
+    c = await thread_for(
         session,
         settings,
         hooks,

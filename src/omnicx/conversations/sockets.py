@@ -218,6 +218,7 @@ async def _customer_says(
     if new != cid:
         state["conversation"] = new
         hub.add_key(sub, new)
+        await _presence(db, new, True)
         # Her own message and the bot's answer were announced before this socket listened.
         for m in [received.message, *received.replies]:
             if not m.internal:

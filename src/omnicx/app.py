@@ -8,7 +8,7 @@ from contextlib import asynccontextmanager
 
 from fastapi import FastAPI
 
-from omnicx import __version__, analytics, commerce, ops, segments, worker
+from omnicx import __version__, analytics, commerce, console, ops, segments, worker
 from omnicx.analytics.router import router as analytics_router
 from omnicx.commerce.router import router as commerce_router
 from omnicx.conversations import register as register_conversations
@@ -86,5 +86,6 @@ def create_app(settings: Settings | None = None, *, database: Database | None = 
     install_error_handlers(app)
     for router in ROUTERS:
         app.include_router(router)
+    console.install(app)
     ops.install(app, settings)
     return app

@@ -91,6 +91,19 @@ async def create_token(
     return row, token
 
 
+async def ensure_source(session: AsyncSession, *, name: str, kind: SourceKind) -> SourceRef:
+    """The source of that name, created (with a key nobody sees) if missing."""
+    row = (
+        await session.execute(
+            select(Source.id, Source.name, Source.kind).where(Source.name == name)
+        )
+    ).first()
+    if row is not None:
+        return SourceRef(row.id, row.name, row.kind)
+    source, _key = await create_source(session, name=name, kind=kind)
+    return SourceRef(source.id, source.name, source.kind)
+
+
 async def get_source_by_write_key(session: AsyncSession, *, write_key: str) -> SourceRef | None:
     row = (
         await session.execute(

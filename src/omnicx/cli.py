@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import asyncio
-import logging
 from collections.abc import Awaitable, Callable
 from pathlib import Path
 from typing import Annotated, TypeVar
@@ -49,20 +48,42 @@ def serve(
     host: Annotated[str | None, typer.Option(help="Bind address (OMNICX_HOST).")] = None,
     port: Annotated[int | None, typer.Option(help="Port (OMNICX_PORT).")] = None,
     migrate_first: Annotated[bool, typer.Option("--migrate/--no-migrate")] = True,
+    workers: Annotated[
+        int, typer.Option(min=1, help="API processes on this port (more than 1: PostgreSQL).")
+    ] = 1,
 ) -> None:
     """Serve the API (and apply pending migrations first)."""
     import uvicorn
 
+    from omnicx.ops import logs
+    from omnicx.ops import serve as ops_serve
+
     settings = get_settings()
+    try:
+        ops_serve.check_workers(settings, workers)
+    except ValueError as exc:
+        raise typer.BadParameter(str(exc), param_hint="--workers") from exc
     if migrate_first:
         migrate.upgrade(settings)
-    uvicorn.run(
-        "omnicx.app:create_app",
-        factory=True,
-        host=host or settings.host,
-        port=port or settings.port,
-        log_level="info",
-    )
+    logs.configure(settings)
+    made = ops_serve.multiprocess_metrics_dir() if workers > 1 else None
+    try:
+        uvicorn.run(
+            "omnicx.ops.serve:create",
+            factory=True,
+            host=host or settings.host,
+            port=port or settings.port,
+            workers=workers,
+            log_config=None,
+            access_log=False,
+            timeout_graceful_shutdown=30,
+            # A process imports the whole app (numpy, scipy…) before it can answer the
+            # supervisor's health check; on a busy machine that takes longer than uvicorn's 5 s.
+            timeout_worker_healthcheck=120,
+        )
+    finally:
+        if made:
+            ops_serve.remove_metrics_dir(made)
 
 
 @app.command("worker")
@@ -72,9 +93,11 @@ def run_worker() -> None:
 
     from omnicx import worker
     from omnicx.app import build_hooks
+    from omnicx.ops import logs
+
+    settings = get_settings()
 
     async def main() -> None:
-        settings = get_settings()
         db = Database(settings)
         stop = asyncio.Event()
         loop = asyncio.get_running_loop()
@@ -85,7 +108,7 @@ def run_worker() -> None:
         finally:
             await db.dispose()
 
-    logging.basicConfig(level=logging.INFO, format="%(asctime)s %(levelname)s %(name)s %(message)s")
+    logs.configure(settings)
     asyncio.run(main())
 
 

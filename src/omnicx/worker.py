@@ -24,6 +24,8 @@ async def run(db: Database, hooks: Hooks, stop: asyncio.Event) -> None:
     log.info("worker started (poll every %.2fs)", poll)
     while not stop.is_set():
         ran = await run_once(db, hooks)
+        if ran:
+            log.info("worker pass handled %d", ran, extra={"handled": ran})
         if ran == 0:
             with contextlib.suppress(TimeoutError):
                 await asyncio.wait_for(stop.wait(), poll)

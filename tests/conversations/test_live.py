@@ -8,6 +8,7 @@ from __future__ import annotations
 import asyncio
 import json
 from collections.abc import Iterator
+from concurrent.futures import ThreadPoolExecutor
 from typing import Any
 from urllib.parse import urlencode
 
@@ -29,11 +30,24 @@ ENV = {"OMNICX_EMBEDDED_WORKER": "false"}
 
 
 @pytest.fixture(scope="module")
-def server(database_url: str) -> Iterator[LiveServer]:
-    """One server per backend for the module (starting one takes seconds); each test's ``db``
-    fixture empties the tables first."""
-    with LiveServer(database_url, env=ENV) as live:
-        yield live
+def servers(database_url: str) -> Iterator[list[LiveServer]]:
+    """Server processes for the module, started side by side (each takes seconds): one on
+    SQLite, two sharing the database on PostgreSQL. Each test's ``db`` fixture empties the
+    tables first."""
+    count = 2 if database_url.startswith("postgresql") else 1
+    started = [LiveServer(database_url, env=ENV) for _ in range(count)]
+    with ThreadPoolExecutor(count) as pool:
+        list(pool.map(lambda s: s.__enter__(), started))
+    try:
+        yield started
+    finally:
+        for live in started:
+            live.close()
+
+
+@pytest.fixture
+def server(servers: list[LiveServer]) -> LiveServer:
+    return servers[0]
 
 
 def ws_url(server: LiveServer, path: str, **params: str) -> str:
@@ -121,36 +135,35 @@ async def test_flood_and_oversize_over_the_socket_are_refused(
 
 
 async def test_two_processes_share_live_updates_through_postgres(
-    database_url: str, db: Database, server: LiveServer
+    database_url: str, db: Database, servers: list[LiveServer]
 ) -> None:
     if not database_url.startswith("postgresql"):
         pytest.skip("several processes share live updates on PostgreSQL (LISTEN/NOTIFY)")
     key = await new_write_key(db, "website")
     agent = {"Authorization": f"Bearer {await new_token(db, Role.agent)}"}
-    one = server
-    with LiveServer(database_url, env=ENV) as two:
-        hashed = user_hash(inapp_key(db.settings), "u-9")
-        url = ws_url(one, "/c/ws", write_key=key, user_id="u-9", user_hash=hashed)
-        async with (
-            websockets.connect(url) as customer,
-            websockets.connect(
-                ws_url(two, "/api/conversations/ws", token=agent["Authorization"].split()[1])
-            ) as staff,
-            httpx.AsyncClient(base_url=two.url) as http,
-        ):
-            await next_event(customer, "ready")
-            await next_event(staff, "ready")
-            await customer.send(json.dumps({"type": "message", "body": "agent please"}))
-            cid = (await next_event(customer, "message"))["conversation_id"]
-            # Written by process one, seen on a socket of process two.
-            assert (await next_event(staff, "message"))["message"]["body"] == "agent please"
+    one, two = servers
+    hashed = user_hash(inapp_key(db.settings), "u-9")
+    url = ws_url(one, "/c/ws", write_key=key, user_id="u-9", user_hash=hashed)
+    async with (
+        websockets.connect(url) as customer,
+        websockets.connect(
+            ws_url(two, "/api/conversations/ws", token=agent["Authorization"].split()[1])
+        ) as staff,
+        httpx.AsyncClient(base_url=two.url) as http,
+    ):
+        await next_event(customer, "ready")
+        await next_event(staff, "ready")
+        await customer.send(json.dumps({"type": "message", "body": "agent please"}))
+        cid = (await next_event(customer, "message"))["conversation_id"]
+        # Written by process one, seen on a socket of process two.
+        assert (await next_event(staff, "message"))["message"]["body"] == "agent please"
 
-            reply = await http.post(
-                f"/api/conversations/{cid}/messages",
-                json={"body": "Answered from the other process"},
-                headers=agent,
-            )
-            assert reply.status_code == 201
-            # Written by process two, seen on her socket on process one.
-            got = await next_event(customer, "message", author="agent")
-            assert got["message"]["body"] == "Answered from the other process"
+        reply = await http.post(
+            f"/api/conversations/{cid}/messages",
+            json={"body": "Answered from the other process"},
+            headers=agent,
+        )
+        assert reply.status_code == 201
+        # Written by process two, seen on her socket on process one.
+        got = await next_event(customer, "message", author="agent")
+        assert got["message"]["body"] == "Answered from the other process"

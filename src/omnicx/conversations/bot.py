@@ -26,6 +26,7 @@ from __future__ import annotations
 
 import difflib
 import json
+import logging
 import re
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -40,6 +41,7 @@ from omnicx.commerce.schemas import OrderRead
 from omnicx.conversations.models import FaqEntry
 from omnicx.settings import Settings
 
+log = logging.getLogger(__name__)
 WORD = re.compile(r"[a-z0-9]+")
 ORDER_NUMBER = re.compile(r"\b(?:#\s?)?([A-Za-z]{0,4}-?\d{3,12})\b")
 EMAIL = re.compile(r"[\w.+-]+@[\w-]+\.[\w.-]+")
@@ -125,7 +127,11 @@ async def load_faq(session: AsyncSession, settings: Settings) -> list[Faq]:
     rows = (await session.execute(select(FaqEntry).order_by(FaqEntry.id))).scalars()
     entries = [Faq(r.id, list(r.questions), r.answer, r.topic) for r in rows]
     if settings.conversations_faq_file:
-        entries += faq_from_file(settings.conversations_faq_file)
+        try:
+            entries += faq_from_file(settings.conversations_faq_file)
+        except (OSError, ValueError, KeyError, yaml.YAMLError):
+            # A broken file must not take the chat down: the API's entries still answer.
+            log.exception("cannot read the FAQ file %s", settings.conversations_faq_file)
     return entries
 
 

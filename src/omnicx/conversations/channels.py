@@ -47,7 +47,9 @@ from omnicx.messaging.providers import twilio
 router = APIRouter(prefix="/c", tags=["conversation channels"])
 TWIML_EMPTY = '<?xml version="1.0" encoding="UTF-8"?><Response></Response>'
 OUR_EMAIL_ID = re.compile(r"<omnicx\.(\d+)\.[0-9a-f]+@")
-QUOTE_START = re.compile(r"^(On .+ wrote:|-----Original Message-----|From: .+)$", re.MULTILINE)
+QUOTE_START = re.compile(
+    r"^\s*(On .+ wrote:|-----Original Message-----|From: .+)\s*$", re.MULTILINE
+)
 MAX_EMAIL_BYTES = 1024 * 1024
 
 
@@ -235,7 +237,7 @@ def _text_of(mail: EmailMessage) -> str:
     part = mail.get_body(preferencelist=("plain", "html"))
     if part is None:
         return ""
-    content = part.get_content()
+    content = part.get_content().replace("\r\n", "\n")
     if part.get_content_type() == "text/html":
         content = html.unescape(re.sub(r"<[^>]+>", " ", content))
     match = QUOTE_START.search(content)

@@ -141,7 +141,12 @@ async def receive(
             c.products = [*c.products, product][-20:]
     announce(session, message)
     received = Received(c, message)
-    if c.status == "bot":
+    if c.status == "bot" and channel == "email":
+        # Email waits for a person: a bot's guess sent as an email reply helps nobody.
+        received.replies += await hand_off(
+            session, settings, hooks, conversation=c, reason="email", now=now
+        )
+    elif c.status == "bot":
         await _bot_turn(session, settings, hooks, c, body, verified, now, received)
     return received
 

@@ -44,12 +44,11 @@ async def thread_for(
     if hinted is not None and hinted.profile_id == profile_id and hinted.status == "resolved":
         last, window = hinted, timedelta.max
     if last is not None and last.resolved_at is not None and now - last.resolved_at <= window:
+        # Back to her agent unless the roster says they are away (staff who are not in the
+        # round-robin roster keep what they took over).
         agent = await session.get(Agent, last.assignee) if last.assignee else None
-        last.status = (
-            "assigned"
-            if agent is not None and agent.active
-            else ("queued" if last.handoff else "bot")
-        )
+        back = last.assignee is not None and (agent is None or agent.active)
+        last.status = "assigned" if back else ("queued" if last.handoff else "bot")
         if last.status != "assigned":
             last.assignee = None
         last.open_key, last.resolved_at, last.updated_at = profile_id, None, now

@@ -33,6 +33,7 @@ class JsonFormatter(logging.Formatter):
             "ts": datetime.fromtimestamp(record.created, UTC).isoformat(timespec="milliseconds"),
             "level": record.levelname.lower(),
             "logger": record.name,
+            "pid": record.process,
             "message": record.getMessage(),
         }
         request_id = REQUEST_ID.get()
@@ -67,6 +68,8 @@ def configure(settings: Settings) -> None:
         logger = logging.getLogger(name)
         logger.handlers[:] = []
         logger.propagate = True
+    for name in ("sqlalchemy", "aiosqlite", "asyncio"):  # their debug output is per statement
+        logging.getLogger(name).setLevel(max(root.level, logging.WARNING))
     # Requests are logged once, by the request middleware, with their id and duration.
     logging.getLogger("uvicorn.access").disabled = True
 

@@ -4,7 +4,7 @@ VENV := .venv
 BIN := $(VENV)/bin
 PIP := $(BIN)/pip install --quiet --constraint constraints.txt
 
-.PHONY: run test lint typecheck pytest bench clean
+.PHONY: run test lint typecheck pytest bench clean chromium
 
 $(BIN)/python:
 	$(PYTHON) -m venv $(VENV)
@@ -20,6 +20,7 @@ $(VENV)/.dev: $(BIN)/python pyproject.toml constraints.txt
 
 run: $(VENV)/.run
 	$(BIN)/omnicx db upgrade
+	$(BIN)/omnicx demo --if-empty
 	$(BIN)/omnicx serve --no-migrate
 
 lint: $(VENV)/.dev
@@ -29,7 +30,13 @@ lint: $(VENV)/.dev
 typecheck: $(VENV)/.dev
 	$(BIN)/mypy
 
-pytest: $(VENV)/.dev
+# The console's browser tests drive Debian's chromium (Playwright cannot download its own
+# browser offline); without it they are skipped with that reason.
+chromium:
+	@test -x /usr/bin/chromium || (apt-get update -qq && apt-get install -y -qq chromium) \
+		|| echo "chromium could not be installed: the browser tests will be skipped"
+
+pytest: $(VENV)/.dev chromium
 	$(BIN)/pytest
 
 test: lint typecheck pytest

@@ -18,17 +18,28 @@ needs_chromium = pytest.mark.skipif(
 
 
 @contextmanager
-def browser_page() -> Iterator[Any]:
+def browser_pages(count: int) -> Iterator[list[Any]]:
+    """``count`` pages, each in its own browser context (its own cookies: its own login)."""
     from playwright.sync_api import sync_playwright
 
     with sync_playwright() as pw:
         browser = pw.chromium.launch(executable_path=str(CHROMIUM))
         try:
-            page = browser.new_page(viewport={"width": 1280, "height": 900})
-            page.set_default_timeout(15_000)
-            yield page
+            pages = [
+                browser.new_context(viewport={"width": 1280, "height": 900}).new_page()
+                for _ in range(count)
+            ]
+            for page in pages:
+                page.set_default_timeout(15_000)
+            yield pages
         finally:
             browser.close()
+
+
+@contextmanager
+def browser_page() -> Iterator[Any]:
+    with browser_pages(1) as pages:
+        yield pages[0]
 
 
 def log_in(page: Any, demo: Demo, email: str) -> None:

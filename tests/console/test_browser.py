@@ -7,7 +7,7 @@ import re
 import httpx
 from playwright.sync_api import expect
 
-from tests.console.browser import browser_page, log_in, needs_chromium, shot
+from tests.console.browser import browser_page, browser_pages, log_in, needs_chromium, shot
 from tests.console.conftest import Demo
 
 pytestmark = needs_chromium
@@ -108,19 +108,55 @@ def test_analyst_sees_charts_with_data(demo: Demo) -> None:
         assert response is not None and response.status == 403
 
 
-def test_agent_sees_the_customer_360(demo: Demo) -> None:
-    with browser_page() as page:
+def test_agent_answers_a_handed_off_chat_live(demo: Demo) -> None:
+    with browser_pages(2) as (page, admin):
         log_in(page, demo, "agent@demo.omnicx")
+        expect(page).to_have_url(re.compile(r"/console/inbox$"))
+        expect(page.get_by_role("link", name="All open")).to_have_attribute("aria-current", "true")
+        shot(page, demo, "inbox")
+        page.get_by_role("link", name=re.compile("^#")).first.wait_for()
+        row = page.locator("tr", has_text="Ana").first
+        row.get_by_role("link").first.click()
+        expect(page.locator("h1")).to_contain_text("Ana Berg")
+        # Handed off by the bot to the free agent of the queue.
+        expect(page.locator("#th")).to_contain_text("Aksel Agent")
+        # The bot's transcript and what she bought are on the page.
+        handoff = page.locator(
+            "section", has=page.get_by_role("heading", name="Handoff from the bot")
+        )
+        expect(handoff).to_contain_text("Is the Alpine Shell Jacket waterproof?")
+        expect(page.get_by_text("Recent purchases")).to_be_visible()
+        expect(page.locator("main")).to_contain_text("ANA-1001")
+        page.get_by_label("Reply").fill("Yes, it is fully waterproof, and Oslo has it in M.")
+        page.get_by_role("button", name="Send").click()
+        thread = page.locator("#thread")
+        expect(thread).to_contain_text("fully waterproof")
+        shot(page, demo, "conversation")
+
+        # Another staff member's note shows up on the open page without a reload.
+        log_in(admin, demo, "admin@demo.omnicx")
+        admin.goto(page.url)
+        admin.get_by_role("button", name="Assign to me").click()
+        expect(admin.get_by_role("status")).to_contain_text("Assigned to Alex Admin")
+        admin.get_by_label("Reply").fill("Checked: two in M at Oslo.")
+        admin.get_by_label("Internal note (staff only)").check()
+        admin.get_by_role("button", name="Send").click()
+        expect(admin.get_by_role("status")).to_contain_text("Note added")
+        expect(thread).to_contain_text("Checked: two in M at Oslo.", timeout=8_000)
+
+        # The customer 360 from the search.
         page.get_by_role("link", name="Customers").click()
         page.get_by_label("Email, phone, id or trait").fill("ana.berg@example.com")
         page.get_by_role("button", name="Search").click()
         page.get_by_role("link", name="Ana Berg").click()
-        expect(page.get_by_role("heading", name=re.compile("^Ana Berg"))).to_be_visible()
         orders = page.locator("section", has=page.get_by_role("heading", name="Orders and pickups"))
-        expect(orders).to_contain_text("ANA-1001")
         expect(orders).to_contain_text("Alpine Shell Jacket")
         timeline = page.locator("ul.timeline")
         expect(timeline).to_contain_text("Product Viewed")
+        conversations = page.locator(
+            "section", has=page.get_by_role("heading", name="Conversations")
+        )
+        expect(conversations).to_contain_text("fully waterproof")
         shot(page, demo, "customer")
         page.get_by_role("link", name=re.compile("ios$")).first.click()
         expect(timeline).to_contain_text("Order Completed")

@@ -23,6 +23,7 @@ from fastapi.responses import HTMLResponse, RedirectResponse, Response
 from fastapi.templating import Jinja2Templates
 from itsdangerous import BadSignature, URLSafeTimedSerializer
 from starlette.datastructures import FormData
+from starlette.requests import HTTPConnection
 
 from omnicx.auth import users
 from omnicx.auth.service import Role, Staff
@@ -90,7 +91,7 @@ class Session:
     csrf: str
 
 
-def _serializer(request: Request) -> URLSafeTimedSerializer:
+def _serializer(request: HTTPConnection) -> URLSafeTimedSerializer:
     secret = request.app.state.settings.secret_key.get_secret_value()
     return URLSafeTimedSerializer(secret, salt="omnicx.console.session")
 
@@ -113,7 +114,7 @@ def end_session(response: Response) -> None:
     response.delete_cookie(COOKIE, path="/console")
 
 
-def _cookie(request: Request) -> dict[str, Any] | None:
+def _cookie(request: HTTPConnection) -> dict[str, Any] | None:
     raw = request.cookies.get(COOKIE)
     if not raw:
         return None
@@ -124,16 +125,24 @@ def _cookie(request: Request) -> dict[str, Any] | None:
     return data if isinstance(data, dict) and isinstance(data.get("u"), int) else None
 
 
-async def current_session(request: Request) -> Session:
+async def session_of(request: HTTPConnection) -> Session | None:
+    """The session of a request or WebSocket, or None."""
     data = _cookie(request)
     if data is None:
-        raise LoginRequired
+        return None
     db: Database = request.app.state.db
     async with db.session() as session:
         user = await users.get(session, user_id=data["u"])
     if user is None:
-        raise LoginRequired
+        return None
     return Session(users.staff_of(user), user.email, str(data.get("c", "")))
+
+
+async def current_session(request: Request) -> Session:
+    session = await session_of(request)
+    if session is None:
+        raise LoginRequired
+    return session
 
 
 CurrentSession = Annotated[Session, Depends(current_session)]

@@ -31,10 +31,13 @@ from omnicx.commerce import service as commerce
 from omnicx.commerce.pickups import Pickups, TransitionRequest
 from omnicx.commerce.schemas import ProductWrite, StoreWrite
 from omnicx.db import Database, utcnow
+from omnicx.demo import conversations as demo_conversations
 from omnicx.demo import seed, story
 from omnicx.demo.catalogue import HOURS, PRODUCTS, STORES
 from omnicx.hooks import Hooks
 from omnicx.journeys import loader
+from omnicx.profiles import service as profiles
+from omnicx.profiles.record import rules_from
 from omnicx.segments import service as segments
 
 DEFAULT_PASSWORD = "demo-password"
@@ -121,6 +124,15 @@ async def _pickups(db: Database, hooks: Hooks, order_ids: list[str], rng: random
         await db.transaction(work)
 
 
+async def _profile_ids(db: Database, external_ids: list[str]) -> list[str]:
+    async with db.session() as session:
+        found = [
+            await profiles.get_by_external_id(session, external_id=e, rules=rules_from(db.settings))
+            for e in external_ids
+        ]
+    return [p.id for p in found if p is not None]
+
+
 async def _segments_and_journeys(db: Database) -> list[str]:
     from importlib import resources
 
@@ -192,6 +204,9 @@ async def run(
     stored = await seed.send(db, hooks, refs, stream, advance)
     say(f"  ingested in {time.monotonic() - started:.1f}s")
     await _pickups(db, hooks, stream.pickups, rng)
+    say("support chats with the bot, some handed off to agents")
+    chatting = [f"user_id:c{i:05d}" for i in rng.sample(range(customers), max(5, customers // 50))]
+    await demo_conversations.seed(db, hooks, await _profile_ids(db, chatting), rng)
     say("starter segments and the example journeys (published)")
     journeys = await _segments_and_journeys(db)
     code = await story.play(db, hooks, refs, say)

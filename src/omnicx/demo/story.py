@@ -20,9 +20,11 @@ from omnicx.auth.service import SourceRef
 from omnicx.commerce import service as commerce
 from omnicx.commerce.pickups import Pickups, TransitionRequest
 from omnicx.db import Database, utcnow
+from omnicx.demo.conversations import chat
 from omnicx.demo.seed import Stream, send
 from omnicx.hooks import Hooks
-from omnicx.profiles.record import iso
+from omnicx.profiles import service as profiles
+from omnicx.profiles.record import iso, rules_from
 
 USER = "ana-berg"
 EMAIL = "ana.berg@example.com"
@@ -112,6 +114,23 @@ async def play(
             "properties": {**JACKET, "cart_id": "ana-cart"},
         },
     )
+    async with db.session() as session:
+        profile = await profiles.get_by_external_id(
+            session, external_id=f"user_id:{USER}", rules=rules_from(db.settings)
+        )
+    assert profile is not None
+    conversation = await chat(
+        db,
+        hooks,
+        profile.id,
+        [
+            "Hi! Is the Alpine Shell Jacket waterproof?",
+            "Do you have it in size M at the Oslo store?",
+            "Can I talk to a person please?",
+        ],
+        hand_off=True,
+    )
+    say(f"  story: she asks the website chatbot about the jacket; handed off (#{conversation})")
     await step(
         "she has the app too (a push token on her profile)",
         "ios-app",

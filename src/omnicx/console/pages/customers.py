@@ -60,8 +60,17 @@ async def profile_360(db: Database, staff: Staff, profile_id: str) -> dict[str, 
             "runs": await journey_stats.profile_runs(session, profile_id=profile.id),
         }
     data["messages"] = (await profile_messages(db, staff, profile.id, 20)).items
-    data["conversations"] = await conversations_view.of_profile(db, profile.id)
+    data["conversations"] = await conversations_view.of_profile(db, staff, profile.id)
+    browsing = await profiles_timeline(db, profile.id, "Product Viewed")
+    data["browsing"] = browsing
     return data
+
+
+async def profiles_timeline(db: Database, profile_id: str, event: str) -> list[Any]:
+    """The profile's latest events of one name (browsing history for the sidebars)."""
+    async with db.session() as session:
+        page = await profiles.timeline(session, profile_id=profile_id, limit=8, event_name=event)
+    return list(page.items)
 
 
 def display_name(traits: dict[str, Any], fallback: str) -> str:

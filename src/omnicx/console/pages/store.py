@@ -115,7 +115,6 @@ async def store_order(
         verified=verified,
         next_step=NEXT_STEP,
         name=display_name(customer["profile"].traits, order.profile_id or "") if customer else "",
-        browsing=[],
         **(customer or {}),
     )
 

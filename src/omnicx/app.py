@@ -24,6 +24,7 @@ from omnicx.journeys.router import router as journeys_router
 from omnicx.messaging import inapp_router, public
 from omnicx.messaging import register as register_messaging
 from omnicx.messaging.router import router as messaging_router
+from omnicx.ops import retention
 from omnicx.profiles.router import router as profiles_router
 from omnicx.segments.router import router as segments_router
 from omnicx.settings import Settings, get_settings
@@ -53,6 +54,7 @@ def build_hooks(settings: Settings) -> Hooks:
     segments.register(hooks, settings)
     register_journeys(hooks, settings)
     register_conversations(hooks, settings)
+    retention.register(hooks, settings)
     return hooks
 
 

@@ -8,6 +8,7 @@ from omnicx.conversations import models as conversation_models
 from omnicx.db import Base
 from omnicx.journeys import models as journey_models
 from omnicx.messaging import models as messaging_models
+from omnicx.ops import models as ops_models
 from omnicx.profiles import models as profile_models
 from omnicx.segments import models as segment_models
 
@@ -19,6 +20,7 @@ __all__ = [
     "conversation_models",
     "journey_models",
     "messaging_models",
+    "ops_models",
     "profile_models",
     "segment_models",
     "timers",

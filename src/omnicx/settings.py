@@ -201,7 +201,7 @@ class Settings(BaseSettings):
         1000, ge=0, description="Requests per second per write key on /v1/* (0: unlimited)."
     )
     rate_limit_api: int = Field(
-        600, ge=0, description="Requests per minute per staff token on /api/* (0: unlimited)."
+        3000, ge=0, description="Requests per minute per staff token on /api/* (0: unlimited)."
     )
     console_csp: str = Field(
         "default-src 'self'; script-src 'self'; style-src 'self' 'unsafe-inline'; "

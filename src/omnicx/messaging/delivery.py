@@ -32,7 +32,8 @@ from dataclasses import dataclass
 from datetime import datetime, timedelta
 from typing import Any, cast
 
-from sqlalchemy import Row, Table, bindparam, func, select, update
+from sqlalchemy import Row, String, Table, bindparam, func, select, update
+from sqlalchemy import cast as sql_cast
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from omnicx import metrics
@@ -443,3 +444,28 @@ async def queue_depth(session: AsyncSession, now: datetime) -> list[metrics.Samp
         metrics.Sample("messages_queue", help_, n, (("provider", p or "none"), ("status", s)))
         for p, s, n in rows
     ]
+
+
+async def blank_bodies(session: AsyncSession, *, before: datetime, limit: int) -> int:
+    """Blank the rendered content and template data of up to ``limit`` finished messages made
+    before ``before`` (retention); status, channel, timestamps and history stay for reports."""
+    ids = list(
+        (
+            await session.execute(
+                select(Message.id)
+                .where(
+                    Message.created_at < before,
+                    Message.status.notin_(("queued", "sending")),
+                    sql_cast(Message.content, String) != "{}",  # not blanked already
+                )
+                .order_by(Message.id)
+                .limit(limit)
+                .with_for_update(skip_locked=True)
+            )
+        ).scalars()
+    )
+    if ids:
+        await session.execute(
+            update(Message).where(Message.id.in_(ids)).values(content={}, data={})
+        )
+    return len(ids)

@@ -1,8 +1,11 @@
-"""The request middleware: request id, access log, HTTP metrics, body size cap, console headers.
+"""The request middleware: request id, access log, HTTP metrics, rate limits, body size cap,
+console headers.
 
 Plain ASGI rather than ``BaseHTTPMiddleware``: it costs a few microseconds on the ingest hot
 path, and streamed responses (and WebSockets) pass through untouched.
 
+- **Rate limits**: see :mod:`omnicx.ops.ratelimit`; a refused request gets 429
+  ``rate_limited`` with ``Retry-After`` (seconds) and never reaches the route.
 - **Size**: no request body may exceed ``OMNICX_MAX_REQUEST_BYTES`` (413 ``payload_too_large``),
   whether it declares its length or streams it; routes keep their own tighter limits (ingest's
   32 KB per event and 500 KB per batch).
@@ -25,6 +28,7 @@ from starlette.types import ASGIApp, Message, Receive, Scope, Send
 from omnicx import metrics
 from omnicx.errors import error_body
 from omnicx.ops.logs import REQUEST_ID, request_id_from
+from omnicx.ops.ratelimit import Limiter, limit_for
 from omnicx.settings import Settings
 
 log = logging.getLogger("omnicx.access")
@@ -45,8 +49,11 @@ class BodyTooLarge(HTTPException):
 
 
 class RequestMiddleware:
-    def __init__(self, app: ASGIApp, settings: Settings) -> None:
+    def __init__(self, app: ASGIApp, settings: Settings, limiter: Limiter) -> None:
         self.app = app
+        self.limiter = limiter
+        self.ingest_rate = settings.rate_limit_ingest
+        self.api_rate = settings.rate_limit_api
         self.max_bytes = settings.max_request_bytes
         self.csp = settings.console_csp.encode()
 
@@ -107,13 +114,27 @@ class RequestMiddleware:
 
         declared = headers.get(b"content-length", b"")
         try:
+            limit = limit_for(
+                path,
+                headers.get(b"authorization", b"").decode("latin-1"),
+                (scope.get("client") or ("-",))[0],
+                ingest=self.ingest_rate,
+                api=self.api_rate,
+            )
+            wait = await self.limiter.hit(limit) if limit else 0.0
+            if limit and wait:
+                metrics.RATE_LIMITED.labels(limit.scope).inc()
+                message = f"more than {limit.per} requests in {limit.seconds}s; retry later"
+                await _refuse(send_wrapper, path, 429, "rate_limited", message, int(wait))
+                return
             if declared.isdigit() and int(declared) > self.max_bytes:
                 raise BodyTooLarge(self.max_bytes)
             await self.app(scope, receive_wrapper, send_wrapper)
         except BodyTooLarge:
             if response_started:
                 raise
-            await _too_large(send_wrapper, self.max_bytes)
+            message = f"body is larger than {self.max_bytes} bytes"
+            await _refuse(send_wrapper, path, 413, "payload_too_large", message)
         finally:
             elapsed = time.perf_counter() - started
             route = scope.get("route")
@@ -132,16 +153,15 @@ class RequestMiddleware:
             )
 
 
-async def _too_large(send: Send, limit: int) -> None:
-    body = orjson.dumps(error_body("payload_too_large", f"body is larger than {limit} bytes"))
-    await send(
-        {
-            "type": "http.response.start",
-            "status": 413,
-            "headers": [
-                (b"content-type", b"application/json"),
-                (b"content-length", str(len(body)).encode()),
-            ],
-        }
-    )
+async def _refuse(
+    send: Send, path: str, status: int, code: str, message: str, retry_after: int | None = None
+) -> None:
+    content = error_body(code, message)
+    if path.startswith("/v1/"):  # tracking SDKs read these at the top level (see errors.py)
+        content.update(success=False, code=code, message=message)
+    body = orjson.dumps(content)
+    headers = [(b"content-type", b"application/json"), (b"content-length", str(len(body)).encode())]
+    if retry_after is not None:
+        headers.append((b"retry-after", str(retry_after).encode()))
+    await send({"type": "http.response.start", "status": status, "headers": headers})
     await send({"type": "http.response.body", "body": body})

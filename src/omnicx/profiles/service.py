@@ -356,3 +356,20 @@ async def erase(
         identifiers_suppressed=len(suppress),
         events_anonymised=events.rowcount or 0,  # type: ignore[attr-defined]
     )
+
+
+async def prune_events(session: AsyncSession, *, before: datetime, limit: int) -> int:
+    """Delete up to ``limit`` raw events that happened before ``before`` (retention); what was
+    derived from them (traits, orders, memberships, computed traits) stays. Oldest ids first,
+    skipping rows another worker holds."""
+    doomed = (
+        select(Event.id)
+        .where(Event.timestamp < before)
+        .order_by(Event.id)
+        .limit(limit)
+        .with_for_update(skip_locked=True)
+    )
+    ids = list((await session.execute(doomed)).scalars())
+    if ids:
+        await session.execute(delete(Event).where(Event.id.in_(ids)))
+    return len(ids)

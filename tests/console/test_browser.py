@@ -35,6 +35,12 @@ def test_store_associate_verifies_a_pickup_code_and_hands_over(demo: Demo) -> No
         page.get_by_role("button", name="Collected").click()
         expect(page.get_by_role("status")).to_contain_text("collected")
         expect(page.locator("h1 .pill")).to_have_text("collected")
+        # Her recent chat is beside the order; a note joins that thread.
+        expect(page.locator(".thread")).to_contain_text("Is the Alpine Shell Jacket waterproof?")
+        page.get_by_label("Add a note to the customer's thread").fill("Tried on M: fits.")
+        page.get_by_role("button", name="Add note").click()
+        expect(page.get_by_role("status")).to_contain_text("Note added")
+        expect(page.locator(".thread")).to_contain_text("Tried on M: fits.")
 
         # Another store's page and the analytics dashboard are refused.
         response = page.goto(f"{demo.url}/console/store?store=bergen-1")

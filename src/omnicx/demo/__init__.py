@@ -36,6 +36,8 @@ from omnicx.demo import seed, story
 from omnicx.demo.catalogue import HOURS, PRODUCTS, STORES
 from omnicx.hooks import Hooks
 from omnicx.journeys import loader
+from omnicx.messaging.brand import save_brand
+from omnicx.messaging.schemas import BrandKit
 from omnicx.profiles import service as profiles
 from omnicx.profiles.record import rules_from
 from omnicx.segments import service as segments
@@ -48,6 +50,17 @@ STAFF = [
     ("store@demo.omnicx", "Sofie Store", Role.store_associate, "oslo-1"),
     ("analyst@demo.omnicx", "Ivar Analyst", Role.analyst, None),
 ]
+
+BRAND = BrandKit.model_validate(
+    {
+        "name": "Fjellstad Outdoor",
+        "colors": {"primary": "#1d3b2a", "accent": "#c2410c", "background": "#f5f5f0"},
+        "from_email": "hello@fjellstad.example",
+        "from_name": "Fjellstad Outdoor",
+        "sign_off": "See you on the trail,\nFjellstad Outdoor",
+        "legal_address": "Fjellstad Outdoor AS, Karl Johans gate 12, 0154 Oslo",
+    }
+)
 
 Say = Callable[[str], None]
 
@@ -85,6 +98,7 @@ async def _brand(db: Database, password: str) -> None:
                     }
                 ),
             )
+        await save_brand(session, kit=BRAND, now=utcnow())
         for email, name, role, store in STAFF:
             if await users.get_by_email(session, email=email) is None:
                 await users.create(

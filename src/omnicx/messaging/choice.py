@@ -95,7 +95,11 @@ async def choose(
     available: Mapping[str, Channel],
     webhook_url: str | None,
     now: datetime,
+    blocked: Mapping[tuple[str, str], str] | None = None,
+    scores: Mapping[str, float] | None = None,
 ) -> Choice:
+    """The channel to send on, or why there is none. ``blocked`` (suppressed addresses) and
+    ``scores`` (engagement) may come loaded for many messages at once; else they are read."""
     auto = requested == "auto"
     if auto:
         order = [c for c in settings.messaging_auto_order if c != "webhook"]
@@ -129,11 +133,12 @@ async def choose(
             refusals.append(f"{channel}: {why}")
             continue
         candidates[channel] = (address, provider)
-    blocked = await suppressed(
-        session,
-        settings,
-        [(a.kind, a.value) for a, _ in candidates.values() if a.kind not in ("profile", "url")],
-    )
+    if blocked is None:
+        blocked = await suppressed(
+            session,
+            settings,
+            [(a.kind, a.value) for a, _ in candidates.values() if a.kind not in ("profile", "url")],
+        )
     usable = []
     for channel in order:
         if channel not in candidates:
@@ -150,7 +155,8 @@ async def choose(
         chosen = usable[0]
         why = "requested" if len(order) == 1 else "first usable in chain"
     else:
-        scores = await engagement(session, profile_id=profile.id, now=now)
+        if scores is None:
+            scores = await engagement(session, profile_id=profile.id, now=now)
         chosen = max(usable, key=lambda c: (round(scores.get(c, 0.0), 6), -order.index(c)))
         score = scores.get(chosen, 0.0)
         why = (

@@ -22,7 +22,7 @@ Choices made where the issue is silent:
 
 from __future__ import annotations
 
-from collections.abc import Iterable, Mapping
+from collections.abc import Iterable, Mapping, Sequence
 from datetime import UTC, date, datetime, time, timedelta
 from typing import Literal
 from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
@@ -138,10 +138,25 @@ async def cap_reached(
             )
         )
     ).all()
+    return cap_in(caps, [(ch, when) for ch, when in rows], channel=channel, at=at, zone=zone)
+
+
+def cap_in(
+    caps: Caps,
+    sends: Sequence[tuple[str | None, datetime]],
+    *,
+    channel: str,
+    at: datetime,
+    zone: ZoneInfo,
+) -> str | None:
+    """:func:`cap_reached` over the customer's counted marketing sends ``(channel, send_at)``
+    already in hand (a batch loads them once for many messages)."""
+    relevant = {k: v for k, v in caps.items() if k in (channel, "all") and v}
+    spans = periods(at, zone)
     for scope, limits in sorted(relevant.items()):
         for period, limit in sorted(limits.items()):
             start, end = spans[period]
-            sent = sum(1 for ch, when in rows if start <= when < end and scope in ("all", ch))
+            sent = sum(1 for ch, when in sends if start <= when < end and scope in ("all", ch))
             if sent >= limit:
                 return f"{scope}: {limit} per {period}"
     return None

@@ -27,7 +27,7 @@ from omnicx.messaging import events
 from omnicx.messaging.brand import load_brand
 from omnicx.messaging.choice import Choice, choose
 from omnicx.messaging.models import Message, MessageTemplate
-from omnicx.messaging.policies import cap_reached, parse_window, quiet_until, zone_of
+from omnicx.messaging.policies import cap_in, cap_reached, parse_window, quiet_until, zone_of
 from omnicx.messaging.providers.base import Channel
 from omnicx.messaging.schemas import BrandKit, TemplateWrite
 from omnicx.messaging.signing import Links
@@ -39,6 +39,7 @@ from omnicx.messaging.templates import (
     webhook_target,
 )
 from omnicx.profiles import service as profiles
+from omnicx.profiles.internal import InternalEvent
 from omnicx.profiles.record import rules_from
 from omnicx.profiles.schemas import ProfileRead
 from omnicx.settings import Settings
@@ -59,6 +60,18 @@ class SendRequest:
 class Submitted:
     message: Message
     created: bool
+
+
+@dataclass
+class Known:
+    """What :func:`omnicx.messaging.batch.submit_many` loaded once for many messages, so each
+    decision reads it instead of the database; the timeline events are collected, not written."""
+
+    blocked: dict[tuple[str, str], str]  # suppressed addresses of the batch's customers
+    scores: dict[str, dict[str, float]]  # profile → engagement per channel (``auto`` requests)
+    counted: dict[str, list[tuple[str | None, datetime]]] | None  # profile → capped sends
+    needed: dict[int, set[str]] = field(default_factory=dict)  # template id → variables
+    events: list[InternalEvent] = field(default_factory=list)
 
 
 async def get_template(session: AsyncSession, ref: str) -> MessageTemplate | None:
@@ -193,10 +206,15 @@ async def _decide(
     request: SendRequest,
     available: Mapping[str, Channel],
     now: datetime,
+    known: Known | None = None,
 ) -> None:
     message.data = {"data": request.data, "event": request.event}
     variants = template.variants
-    needed = set().union(*(variables_used(variants, c) for c in variants))
+    needed = known.needed.get(template.id) if known is not None else None
+    if needed is None:
+        needed = set().union(*(variables_used(variants, c) for c in variants))
+        if known is not None:
+            known.needed[template.id] = needed
     context = await template_context(
         session,
         settings,
@@ -213,7 +231,7 @@ async def _decide(
     try:
         url = webhook_target(variants, context, brand) or settings.webhook_url
     except RenderError as exc:
-        return await _finish(session, hooks, message, "failed", f"render: {exc}", now)
+        return await _finish(session, hooks, message, "failed", f"render: {exc}", now, known)
     choice: Choice = await choose(
         session,
         settings,
@@ -225,10 +243,12 @@ async def _decide(
         available=available,
         webhook_url=url,
         now=now,
+        blocked=known.blocked if known is not None else None,
+        scores=known.scores.get(profile.id, {}) if known is not None else None,
     )
     message.choice_reason = choice.reason
     if choice.channel is None or choice.address is None:
-        return await _finish(session, hooks, message, "skipped", choice.reason, now)
+        return await _finish(session, hooks, message, "skipped", choice.reason, now, known)
     message.channel, message.provider = choice.channel, choice.provider
     message.to = asdict(choice.address)
     if message.channel == "inapp":
@@ -242,20 +262,27 @@ async def _decide(
             until = quiet_until(now, zone, parse_window(settings.messaging_quiet_hours))
             if until is not None and request.quiet_hours == "drop":
                 return await _finish(
-                    session, hooks, message, "skipped", f"quiet hours ({zone.key})", now
+                    session, hooks, message, "skipped", f"quiet hours ({zone.key})", now, known
                 )
             send_at = until or now
-        cap = await cap_reached(
-            session,
-            caps=settings.messaging_caps,
-            profile_id=profile.id,
-            channel=choice.channel,
-            at=send_at,
-            zone=zone,
-            exclude=message.id,
-        )
+        if known is not None and known.counted is not None:
+            sends = known.counted.setdefault(profile.id, [])
+            cap = cap_in(
+                settings.messaging_caps, sends, channel=choice.channel, at=send_at, zone=zone
+            )
+        else:
+            cap = await cap_reached(
+                session,
+                caps=settings.messaging_caps,
+                profile_id=profile.id,
+                channel=choice.channel,
+                at=send_at,
+                zone=zone,
+                exclude=message.id,
+            )
         if cap is not None:
-            return await _finish(session, hooks, message, "skipped", f"frequency cap ({cap})", now)
+            reason = f"frequency cap ({cap})"
+            return await _finish(session, hooks, message, "skipped", reason, now, known)
     tracking = (
         Tracking(links, message.id, unsubscribe=marketing) if choice.channel == "email" else None
     )
@@ -269,7 +296,7 @@ async def _decide(
             tracking=tracking,
         )
     except (RenderError, LookupError) as exc:
-        return await _finish(session, hooks, message, "failed", f"render: {exc}", now)
+        return await _finish(session, hooks, message, "failed", f"render: {exc}", now, known)
     message.content = {"type": type(content).__name__, **asdict(content)}
     message.send_at = message.due_at = send_at
     deferred = send_at > now
@@ -277,6 +304,15 @@ async def _decide(
     message.history = [
         events.entry("queued", now, due_at=send_at.isoformat() if deferred else None)
     ]
+    if known is not None:
+        if marketing and known.counted is not None:  # counts for the batch's next messages
+            known.counted.setdefault(profile.id, []).append((choice.channel, send_at))
+        deferred_until = send_at.isoformat() if deferred else None
+        change = events.internal_event(
+            profile.id, message, "queued", now, deferred_until=deferred_until
+        )
+        known.events.append(change)
+        return
     await events.record(
         session,
         hooks,
@@ -289,11 +325,21 @@ async def _decide(
 
 
 async def _finish(
-    session: AsyncSession, hooks: Hooks, message: Message, status: str, reason: str, now: datetime
+    session: AsyncSession,
+    hooks: Hooks,
+    message: Message,
+    status: str,
+    reason: str,
+    now: datetime,
+    known: Known | None = None,
 ) -> None:
     message.status, message.reason, message.due_at = status, reason[:1000], None
     message.history = [*message.history, events.entry(status, now, reason=reason)]
     message.updated_at = now
+    if known is not None and message.profile_id is not None:
+        change = events.internal_event(message.profile_id, message, status, now, reason=reason)
+        known.events.append(change)
+        return
     await events.record(
         session,
         hooks,

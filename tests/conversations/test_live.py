@@ -35,7 +35,7 @@ def servers(database_url: str) -> Iterator[list[LiveServer]]:
     SQLite, two sharing the database on PostgreSQL. Each test's ``db`` fixture empties the
     tables first."""
     count = 2 if database_url.startswith("postgresql") else 1
-    started = [LiveServer(database_url, env=ENV) for _ in range(count)]
+    started = [LiveServer(database_url, env=ENV, startup_timeout=120) for _ in range(count)]
     with ThreadPoolExecutor(count) as pool:
         list(pool.map(lambda s: s.__enter__(), started))
     try:

@@ -40,9 +40,16 @@ _PENDING = "omnicx_conversations_live"
 Loader = Callable[[Database, int], Any]
 
 
+class LiveEvent(dict[str, Any]):
+    """An event as subscribers get it: the same object for every socket, with its JSON text
+    made once (``text``), so a fan-out to a thousand sockets encodes it once."""
+
+    text: str
+
+
 @dataclass(eq=False)
 class Subscriber:
-    """One socket's queue; ``customer`` subscribers never see internal notes."""
+    """One socket's queue of events; ``customer`` subscribers never see internal notes."""
 
     customer: bool
     queue: asyncio.Queue[dict[str, Any]] = field(default_factory=lambda: asyncio.Queue(QUEUE_SIZE))
@@ -106,11 +113,13 @@ class Hub:
         targets = self.subscribers.get(int(item["conversation_id"]), set()) | self.subscribers.get(
             ALL, set()
         )
+        event = LiveEvent(item)
+        event.text = orjson.dumps(item).decode()
         for sub in targets:
             if internal and sub.customer:
                 continue
             try:
-                sub.queue.put_nowait(item)
+                sub.queue.put_nowait(event)
                 taken += 1
             except asyncio.QueueFull:
                 continue

@@ -69,26 +69,29 @@ async def _pump(
             if isinstance(data, dict):
                 await handle(data)
 
-    receiver = asyncio.create_task(receive())
-    getter: asyncio.Task[dict[str, Any]] | None = None
+    async def forward() -> None:
+        # Events arrive encoded once per process (the hub), so a fan-out to a thousand
+        # sockets costs a thousand sends, not a thousand serialisations.
+        while True:
+            event = await sub.queue.get()
+            text = event.text if isinstance(event, live.LiveEvent) else None
+            await ws.send_text(text or orjson.dumps(event).decode())
+
+    async def heartbeat() -> None:
+        while tick is not None:
+            await asyncio.sleep(tick_seconds)
+            await tick()
+
+    parts = (receive, forward, heartbeat) if tick is not None else (receive, forward)
+    tasks = [asyncio.create_task(part()) for part in parts]
     try:
-        while not receiver.done():
-            if getter is None:
-                getter = asyncio.create_task(sub.queue.get())
-            done, _ = await asyncio.wait(
-                {getter, receiver}, timeout=tick_seconds, return_when=asyncio.FIRST_COMPLETED
-            )
-            if getter in done:
-                await ws.send_text(orjson.dumps(getter.result()).decode())
-                getter = None
-            elif not done and tick is not None:
-                await tick()
-        with contextlib.suppress(WebSocketDisconnect):
-            receiver.result()
+        done, _ = await asyncio.wait(tasks, return_when=asyncio.FIRST_COMPLETED)
+        for task in done:
+            with contextlib.suppress(WebSocketDisconnect):
+                task.result()
     finally:
-        for task in (receiver, getter):
-            if task is not None:
-                task.cancel()
+        for task in tasks:
+            task.cancel()
 
 
 async def _send(ws: WebSocket, item: dict[str, Any]) -> None:

@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from typing import Any, Literal
+from typing import Annotated, Any, Literal
 
 from pydantic import BaseModel, Field, model_validator
 
@@ -31,7 +31,7 @@ class AbTestResult(BaseModel):
     uplift: float | None = Field(description="Relative: 0.1 = +10 %.")
     stddev: float | None
     p_value: float | None
-    ci: tuple[float, float] | None
+    ci: Annotated[list[float], Field(min_length=2, max_length=2)] | None
     chance_to_win: float | None
     sequential: bool
     note: str | None

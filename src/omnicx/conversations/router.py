@@ -36,7 +36,7 @@ from omnicx.conversations.schemas import (
     ResolveRequest,
     StaffMessageCreate,
 )
-from omnicx.db import Database, Db, utcnow
+from omnicx.db import Database, Db, RowId, utcnow
 from omnicx.errors import ApiError
 from omnicx.hooks import AppHooks
 from omnicx.profiles.router import find_profile
@@ -116,7 +116,7 @@ async def open_conversation(
 
 
 @router.get("/api/conversations/{conversation_id}", response_model=ConversationRead)
-async def get_conversation(db: Db, staff: Desk, conversation_id: int) -> ConversationRead:
+async def get_conversation(db: Db, staff: Desk, conversation_id: RowId) -> ConversationRead:
     """One conversation with its handoff (transcript and what the bot collected)."""
     async with db.session() as session:
         return read(db, await reachable(session, db, staff, conversation_id))
@@ -126,7 +126,7 @@ async def get_conversation(db: Db, staff: Desk, conversation_id: int) -> Convers
 async def list_messages(
     db: Db,
     staff: Desk,
-    conversation_id: int,
+    conversation_id: RowId,
     after: Annotated[int, Query(ge=0)] = 0,
     limit: Annotated[int, Query(ge=1, le=1000)] = 500,
 ) -> MessagePage:
@@ -143,7 +143,7 @@ async def list_messages(
     "/api/conversations/{conversation_id}/messages", response_model=MessageRead, status_code=201
 )
 async def post_message(
-    db: Db, hooks: AppHooks, staff: Desk, conversation_id: int, body: StaffMessageCreate
+    db: Db, hooks: AppHooks, staff: Desk, conversation_id: RowId, body: StaffMessageCreate
 ) -> MessageRead:
     """Reply to the customer (live, or by push / SMS / email with a link back) or add a note."""
     if (body.body is None) == (body.canned is None):
@@ -171,7 +171,7 @@ async def post_message(
 
 @router.post("/api/conversations/{conversation_id}/assign", response_model=ConversationRead)
 async def assign(
-    db: Db, hooks: AppHooks, _staff: AgentOnly, conversation_id: int, body: AssignRequest
+    db: Db, hooks: AppHooks, _staff: AgentOnly, conversation_id: RowId, body: AssignRequest
 ) -> ConversationRead:
     """Assign to an agent, or (no agent given) to the next free one of the queue."""
 
@@ -194,7 +194,7 @@ async def assign(
 
 @router.post("/api/conversations/{conversation_id}/handoff", response_model=ConversationRead)
 async def hand_off(
-    db: Db, hooks: AppHooks, staff: Desk, conversation_id: int, body: HandoffRequest
+    db: Db, hooks: AppHooks, staff: Desk, conversation_id: RowId, body: HandoffRequest
 ) -> ConversationRead:
     """Take the conversation from the bot into a queue."""
 
@@ -218,7 +218,7 @@ async def hand_off(
 
 @router.post("/api/conversations/{conversation_id}/resolve", response_model=ConversationRead)
 async def resolve(
-    db: Db, hooks: AppHooks, staff: Desk, conversation_id: int, body: ResolveRequest
+    db: Db, hooks: AppHooks, staff: Desk, conversation_id: RowId, body: ResolveRequest
 ) -> ConversationRead:
     """Resolve; the customer is asked for a CSAT score on her channel."""
 

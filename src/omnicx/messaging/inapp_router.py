@@ -23,7 +23,7 @@ from fastapi.responses import Response, StreamingResponse
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from omnicx.auth.service import get_source_by_write_key
-from omnicx.db import Database, Db, utcnow
+from omnicx.db import Database, Db, RowId, utcnow
 from omnicx.errors import ApiError
 from omnicx.hooks import AppHooks
 from omnicx.messaging import engagement
@@ -87,7 +87,7 @@ async def list_inbox(
 
 @router.patch("/api/inapp/messages/{message_id}", response_model=InboxItem)
 async def update_inbox_item(
-    db: Db, hooks: AppHooks, user: User, message_id: int, body: InboxUpdate
+    db: Db, hooks: AppHooks, user: User, message_id: RowId, body: InboxUpdate
 ) -> InboxItem:
     """Mark a card read, unread or dismissed (read counts as opened)."""
     profile_id = user.profile_id
@@ -112,7 +112,7 @@ async def update_inbox_item(
 
 
 @router.post("/api/inapp/messages/{message_id}/click", response_model=InboxItem)
-async def click_inbox_item(db: Db, hooks: AppHooks, user: User, message_id: int) -> InboxItem:
+async def click_inbox_item(db: Db, hooks: AppHooks, user: User, message_id: RowId) -> InboxItem:
     """The user followed the card's link (counts as clicked, and read)."""
     profile_id = user.profile_id
 

@@ -12,7 +12,7 @@ from sqlalchemy.ext.asyncio import AsyncSession
 
 from omnicx.auth.deps import READERS, require
 from omnicx.auth.service import Role, Staff
-from omnicx.db import Db, utcnow
+from omnicx.db import Db, RowId, utcnow
 from omnicx.errors import ApiError
 from omnicx.hooks import AppHooks
 from omnicx.messaging import service
@@ -118,7 +118,7 @@ async def send_message(
 
 
 @router.get("/api/messages/{message_id}", response_model=MessageRead)
-async def get_message(db: Db, _staff: Reader, message_id: int) -> MessageRead:
+async def get_message(db: Db, _staff: Reader, message_id: RowId) -> MessageRead:
     """One message: its channel and why, its status history and content."""
     async with db.session() as session:
         message = await session.get(Message, message_id)

@@ -160,6 +160,44 @@ def import_orders(path: Annotated[Path, typer.Argument(metavar="FILE.csv")]) -> 
     _run_import("orders", path)
 
 
+@app.command("export")
+def export_installation(path: Annotated[Path, typer.Argument(metavar="FILE.tar.gz")]) -> None:
+    """Write the whole installation (every table) to FILE, to import elsewhere."""
+    from omnicx.ops import transfer
+
+    async def main() -> dict[str, int]:
+        db = Database(get_settings())
+        try:
+            return await transfer.export(db, path)
+        finally:
+            await db.dispose()
+
+    counts = asyncio.run(main())
+    err.print(f"exported {sum(counts.values())} rows from {len(counts)} tables to {path}")
+
+
+@import_app.command("installation")
+def import_installation(path: Annotated[Path, typer.Argument(metavar="FILE.tar.gz")]) -> None:
+    """Restore an `omnicx export` file into this empty, migrated database."""
+    from omnicx.ops import transfer
+
+    async def main() -> dict[str, int]:
+        db = Database(get_settings())
+        try:
+            return await transfer.import_(db, path)
+        finally:
+            await db.dispose()
+
+    if not path.is_file():
+        raise typer.BadParameter(f"{path} is not a file", param_hint="FILE")
+    try:
+        counts = asyncio.run(main())
+    except transfer.TransferError as exc:
+        err.print(f"[red]{exc}[/red]")
+        raise typer.Exit(1) from exc
+    err.print(f"imported {sum(counts.values())} rows into {len(counts)} tables")
+
+
 @db_app.command("upgrade")
 def db_upgrade(revision: str = "heads") -> None:
     """Apply migrations up to REVISION (default: every head)."""

@@ -18,10 +18,11 @@ $(VENV)/.dev: $(BIN)/python pyproject.toml constraints.txt
 	$(PIP) -e '.[dev]'
 	touch $@
 
+# On a fresh database the demo seeds while the server already answers: logins, journeys and
+# the story land first, the customers stream in behind them.
 run: $(VENV)/.run
 	$(BIN)/omnicx db upgrade
-	$(BIN)/omnicx demo --if-empty
-	$(BIN)/omnicx serve --no-migrate
+	$(BIN)/omnicx demo --if-empty & $(BIN)/omnicx serve --no-migrate
 
 lint: $(VENV)/.dev
 	$(BIN)/ruff check src tests bench

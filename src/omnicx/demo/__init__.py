@@ -3,9 +3,10 @@
 It seeds Fjellstad Outdoor (three stores, an outdoor catalogue), a few thousand customers with
 histories across the website, the app, the stores' tills and the support desk (consents, push
 tokens, browsing, wishlists, carts, orders, click-and-collect pickups, CSAT and NPS answers, a
-web A/B test), loads the starter segments and the example journeys (published), refreshes the
-computed traits (CLV, P(alive), RFM), then plays the story for Ana Berg and prints what to open
-in the console.
+web A/B test, chats with the bot), loads the starter segments and the example journeys
+(published), and refreshes the computed traits (CLV, P(alive), RFM). The logins, the journeys and
+Ana Berg's story come first, so a console opened while the customers still arrive already has
+something to show (``make run`` serves while the demo seeds); it ends by printing what to open.
 
 Everything goes through the capabilities' own paths: events through ``ingest``, stores and
 products through ``commerce``, pickup moves through ``commerce.pickups``, segments, journeys and
@@ -199,9 +200,14 @@ async def run(
     """Seed the brand, its customers, segments and journeys, then play the story."""
     started = time.monotonic()
     rng = random.Random(rng_seed)
-    say("Fjellstad Outdoor: stores, catalogue and staff logins")
+    say("Fjellstad Outdoor: stores, catalogue, brand kit and staff logins")
     await _brand(db, password)
     refs = await seed.sources(db)
+    await demo_conversations.setup(db)
+    say("starter segments and the example journeys (published)")
+    journeys = await _segments_and_journeys(db)
+    # The story first, so the console has something to show while the customers arrive.
+    code = await story.play(db, hooks, refs, say)
     stream = seed.Stream()
     now = utcnow()
     for i in range(customers):
@@ -221,9 +227,6 @@ async def run(
     say("support chats with the bot, some handed off to agents")
     chatting = [f"user_id:c{i:05d}" for i in rng.sample(range(customers), max(5, customers // 50))]
     await demo_conversations.seed(db, hooks, await _profile_ids(db, chatting), rng)
-    say("starter segments and the example journeys (published)")
-    journeys = await _segments_and_journeys(db)
-    code = await story.play(db, hooks, refs, say)
     say("computed traits: CLV, P(alive), RFM")
     await analytics.refresh_now(db, db.settings, hooks=hooks)
     say(f"journeys live: {', '.join(journeys)}")

@@ -100,7 +100,6 @@ async def chat(
 
 async def seed(db: Database, hooks: Hooks, profile_ids: list[str], rng: random.Random) -> int:
     """A chat for some of the customers; returns how many conversations were started."""
-    await setup(db)
     started = 0
     for profile_id in profile_ids:
         question, needs_person = rng.choice(QUESTIONS)

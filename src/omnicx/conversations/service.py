@@ -386,9 +386,11 @@ async def post_staff_message(
     if c.status == "merged":
         raise ApiError(409, "conversation_merged", f"conversation {c.id} continues in another")
     if not internal and c.status == "resolved":
-        c.status, c.open_key, c.resolved_at = "assigned", c.profile_id, None
-        if await open_of(session, profile_id=c.profile_id) not in (None, c):
+        # Writing to her in a resolved thread reopens it, unless she has opened another since.
+        if await open_of(session, profile_id=c.profile_id) is not None:
             raise ApiError(409, "conversation_closed", "the customer has a newer conversation")
+        c.status, c.open_key, c.resolved_at = "assigned", c.profile_id, None
+        c.assignee = c.assignee or staff.name
     message = await add_message(
         session,
         c,

@@ -37,6 +37,7 @@ from omnicx.errors import ApiError
 
 router = APIRouter(tags=["conversation channels"])
 STAFF_ROLES = (Role.admin, Role.agent, Role.store_associate)
+TYPING_EVERY = 2.0
 
 
 def _gauge(endpoint: str, delta: int) -> None:
@@ -188,7 +189,10 @@ async def _customer_says(
     kind = data.get("type")
     cid = state["conversation"]
     if kind == "typing":
-        if cid is not None:
+        # One typing event per socket per TYPING_EVERY seconds, however fast she types.
+        now = asyncio.get_running_loop().time()
+        if cid is not None and now - state.get("typed_at", -TYPING_EVERY) >= TYPING_EVERY:
+            state["typed_at"] = now
             await live.publish_now(
                 db, {"type": "typing", "conversation_id": cid, "author": "customer"}
             )

@@ -1,14 +1,17 @@
 """Live updates through real uvicorn servers and real WebSocket clients: the customer sees the
 agent's reply in her open widget (not by push), agents see customer messages and typing, a
 forged identity is refused; on PostgreSQL, a message posted through one server process reaches
-a WebSocket connected to another (LISTEN/NOTIFY)."""
+a WebSocket connected to another (LISTEN/NOTIFY); the served widget, in headless Chromium,
+continues a thread from a link back."""
 
 from __future__ import annotations
 
 import asyncio
 import json
+import os
 from collections.abc import Iterator
 from concurrent.futures import ThreadPoolExecutor
+from pathlib import Path
 from typing import Any
 from urllib.parse import urlencode
 
@@ -18,15 +21,17 @@ import websockets
 from websockets.asyncio.client import ClientConnection
 
 from omnicx.auth.service import Role
-from omnicx.db import Database
+from omnicx.conversations import outbound, service
+from omnicx.db import Database, utcnow
 from omnicx.messaging.signing import inapp_key, user_hash
 from tests.conftest import new_token, new_write_key
-from tests.live_server import LiveServer
+from tests.live_server import LiveServer, free_port
 
 TIMEOUT = 10.0
 
 
 ENV = {"OMNICX_EMBEDDED_WORKER": "false"}
+CHROMIUM = Path(os.environ.get("OMNICX_TEST_CHROMIUM", "/usr/bin/chromium"))
 
 
 @pytest.fixture(scope="module")
@@ -35,7 +40,16 @@ def servers(database_url: str) -> Iterator[list[LiveServer]]:
     SQLite, two sharing the database on PostgreSQL. Each test's ``db`` fixture empties the
     tables first."""
     count = 2 if database_url.startswith("postgresql") else 1
-    started = [LiveServer(database_url, env=ENV, startup_timeout=120) for _ in range(count)]
+    ports = [free_port() for _ in range(count)]
+    started = [
+        LiveServer(
+            database_url,
+            env={**ENV, "OMNICX_PUBLIC_URL": f"http://127.0.0.1:{port}"},
+            port=port,
+            startup_timeout=120,
+        )
+        for port in ports
+    ]
     with ThreadPoolExecutor(count) as pool:
         list(pool.map(lambda s: s.__enter__(), started))
     try:
@@ -167,3 +181,51 @@ async def test_two_processes_share_live_updates_through_postgres(
         # Written by process two, seen on her socket on process one.
         got = await next_event(customer, "message", author="agent")
         assert got["message"]["body"] == "Answered from the other process"
+
+
+def _chat_in_chromium(page_url: str, text: str) -> list[str]:
+    """Open the thread page in headless Chromium, send ``text`` through the widget, and return
+    the messages the widget shows once its own message came back over the socket."""
+    from playwright.sync_api import sync_playwright
+
+    with sync_playwright() as pw:
+        browser = pw.chromium.launch(executable_path=str(CHROMIUM))
+        try:
+            page = browser.new_page()
+            page.set_default_timeout(20_000)
+            page.goto(page_url)
+            page.locator("#omnicx-chat .omnicx-bot").first.wait_for()
+            page.locator("#omnicx-chat input").fill(text)
+            page.locator("#omnicx-chat input").press("Enter")
+            page.locator("#omnicx-chat .omnicx-customer", has_text=text).wait_for()
+            return [str(t) for t in page.locator("#omnicx-chat .omnicx-msg").all_inner_texts()]
+        finally:
+            browser.close()
+
+
+@pytest.mark.skipif(not CHROMIUM.exists(), reason=f"{CHROMIUM} is missing")
+async def test_the_widget_in_a_browser_continues_the_thread_from_a_link(
+    server: LiveServer, db: Database
+) -> None:
+    key = await new_write_key(db, "website")
+    async with httpx.AsyncClient(base_url=server.url) as http:
+        first = await http.post(
+            "/c/messages",
+            json={"body": "do you have the alpine jacket?"},
+            headers={"X-OmniCX-Write-Key": key, "X-OmniCX-Anonymous-Id": "anon-browser"},
+        )
+        cid = first.json()["items"][0]["conversation_id"]
+        async with db.session() as session:
+            conversation = await service.get(session, conversation_id=cid)
+            assert conversation is not None
+            token = outbound.make_token(db.settings, "t", conversation, utcnow())
+        shown = await asyncio.to_thread(
+            _chat_in_chromium, f"{server.url}/c/t/{token}?write_key={key}", "Hello from Chromium"
+        )
+        assert shown[0] == "do you have the alpine jacket?"
+        assert "Hello from Chromium" in shown
+        thread = await http.get(
+            "/c/conversation", headers={"X-OmniCX-Write-Key": key, "X-OmniCX-Thread": token}
+        )
+        bodies = [m["body"] for m in thread.json()["messages"]]
+        assert "Hello from Chromium" in bodies and thread.json()["conversation"]["id"] == cid

@@ -11,7 +11,11 @@ Handoff is a state: ``bot → queued → assigned → resolved``. It stores the 
 the bot collected and the transcript so far on the conversation (``handoff``); after it the bot
 is silent. An agent's reply to a conversation still with the bot takes it over.
 
-Reading: :func:`list_conversations`, :func:`get`, :func:`messages`, :func:`context_of`.
+Email waits for a person: it is queued at once (a bot's guess mailed back helps nobody).
+
+Reading: :func:`list_conversations`, :func:`get`, :func:`messages`, :func:`context_of`
+(defined in :mod:`.queries`, the thread plumbing in :mod:`.threads`; both re-exported here, so
+callers import this module alone).
 Writing: :func:`receive` (a customer message from any channel), :func:`post_staff_message`
 (reply or internal note, canned responses), :func:`open_by_staff`, :func:`hand_off`,
 :func:`assign`, :func:`resolve`, :func:`mark_read`, :func:`touch_presence`.

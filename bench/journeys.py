@@ -8,11 +8,12 @@ The benchmark
 2. ingests one ``Bench Started`` event for each of ``--customers`` new customers through the
    real write path (``profiles.record.record_events``, batches of 1,000, every projector: the
    journey projector schedules one enter timer per customer);
-3. **throughput**: starts ``--workers`` worker processes, each looping ``timers.run_due`` with
-   the wall clock (what ``omnicx worker`` does, without the delivery loop and other jobs, so the
-   figure is the engine's; the messages stay queued), and times (a) the entries (each executes
-   the wait node: one step) until every run waits, then (b) the wake-ups (resolve the wait,
-   execute the send node through ``messaging.submit``: one more step, then the run completes);
+3. **throughput**: starts ``--workers`` worker processes, each looping ``worker.run_once``
+   with the wall clock (what ``omnicx worker`` does: ``timers.run_due`` and the journey engine's
+   pump; without the delivery loop and the other jobs, so the figure is the engine's; the
+   messages stay queued), and times (a) the entries (each executes the wait node: one step)
+   until every run waits, then (b) the wake-ups (resolve the wait, execute the send node through
+   ``messaging.batch.submit_many``: one more step, then the run completes);
    steps/s per worker = steps ÷ seconds ÷ workers. Phase (b) starts when its first timer is due;
 4. **lateness** under a sustainable load: ``--paced`` more customers enter at ``--rate`` per
    second (default: half of the measured wake-up capacity) while the workers run; each one's
@@ -42,11 +43,12 @@ import asyncpg
 from sqlalchemy import func, select, text
 from sqlalchemy.ext.asyncio import AsyncSession
 
-from omnicx import migrate, timers
+from omnicx import migrate, timers, worker
 from omnicx.app import build_hooks
 from omnicx.auth.service import SourceKind, create_source
 from omnicx.db import Database, utcnow
 from omnicx.journeys import catalog, service
+from omnicx.journeys.engine import Engine
 from omnicx.journeys.models import JourneyRun, JourneyStep
 from omnicx.journeys.schemas import JourneyCreate
 from omnicx.messaging.models import MessageTemplate
@@ -82,9 +84,11 @@ def worker_main(url: str, ready: Any, go: Any, stop: Any) -> None:
         ready.put(os.getpid())
         while not go.is_set():
             await asyncio.sleep(0.01)
+        # The journey engine's job (its pump) runs; the delivery loop and segments' queue do not.
+        hooks.jobs = [j for j in hooks.jobs if isinstance(getattr(j, "__self__", None), Engine)]
         try:
             while not stop.is_set():
-                if await timers.run_due(db, hooks, now=utcnow()) == 0:
+                if await worker.run_once(db, hooks) == 0:
                     await asyncio.sleep(settings.worker_poll_seconds)
         finally:
             await db.dispose()

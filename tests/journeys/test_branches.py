@@ -183,6 +183,23 @@ async def test_win_back_split_holdout_and_conversions_per_variant(
         "discount": 5,
         "new-arrivals": 5,
     }
+    # Each assignment is an exposure: the split reads as an experiment in analytics.
+    response = await client.get(
+        "/api/analytics/experiments/win-back:ab-test",
+        params={"metric": "Order Completed", "window_days": 14},
+        headers=h,
+    )
+    assert response.status_code == 200, response.text
+    rows = {r["variation"]: r for r in response.json()["rows"]}
+    assert {v: (r["exposures"], r["conversions"]) for v, r in rows.items()} == {
+        v: (counts[v], 5) for v in ("holdout", "discount", "new-arrivals")
+    }
+    assert rows["holdout"]["revenue"] == 5 * 80
+    events = (await client.get(f"/api/profiles/user_id:{people[0]}/events", headers=h)).json()
+    [exposure] = [e for e in events["items"] if e["event"] == "Experiment Viewed"]
+    assert exposure["properties"]["variation_id"] == variants[people[0]]
+    assert exposure["properties"]["experiment_id"] == "win-back:ab-test"
+
     # Held-out customers stay (sent nothing) until the goal window closes, then complete.
     await drain(db, hooks, t0 + timedelta(days=15))
     report = await stats(client, h, "win-back")

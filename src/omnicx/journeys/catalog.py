@@ -91,7 +91,7 @@ class Catalog:
             live = {j.id: j.live_version for j in journeys if j.status == "live"}
             for journey_id, version in versions:
                 definition = await self.definitions.get(session, journey_id, version)
-                if live.get(journey_id) == version:
+                if live.get(journey_id) == version and definition.entry.schedule is None:
                     entry = definition.entry
                     out.entries.setdefault(entry.event, []).append((journey_id, entry))
                 if definition.goal is not None:

@@ -3,12 +3,26 @@
 A definition::
 
     entry: {event: Cart Abandoned, where: [...], key: cart_id}   # or {segment: lapsed-customers}
+                                   # or {schedule: {…}} / {after_trait: …} (below)
     reentry: once_at_a_time        # once | once_at_a_time | {cooldown: 30d}
     goal: {event: Order Completed, within: 3d, match: [cart_id]}
     start: wait-an-hour            # default: the first node
     nodes:
       - {id: wait-an-hour, type: wait, duration: 1h}
       - {id: offer, type: send, message: cart-offer, channel: [webpush, push, email]}
+
+Scheduled entries, on a date trait (an ISO date or date-time), at ``at`` local time in the
+customer's ``timezone`` trait (or the ``timezone`` given)::
+
+    entry: {schedule: {trait: birthday, on: anniversary, at: "10:00"}}   # every year
+    entry: {schedule: {trait: renewal_on, on: date, offset: -7d, at: "09:00"}}   # once
+    entry: {after_trait: first_order_at, days: 30, at: "10:00"}   # = on: date, offset: 30d
+
+A daily sweep per live journey (:mod:`omnicx.journeys.schedule`) sets an enter timer at each
+customer's moment in the coming day, so the entry is on time to the timer's precision; a
+29 February anniversary is on 28 February in other years. One occurrence enters once (its date
+is the entry key); the re-entry policy applies across occurrences. A trait set or changed to a
+moment less than a day ahead may be past the sweep that covered it, and is then missed.
 
 Nodes run in list order unless ``next`` says otherwise; the last one ends the run. Types:
 
@@ -20,7 +34,9 @@ Nodes run in list order unless ``next`` says otherwise; the last one ends the ru
 - ``branch``: ``branches: [{name, when: <segment condition>, context: [<property filters on the
   trigger event>], next}]``, first match wins, else ``default`` (or the following node).
 - ``split``: ``variants: [{name, weight, next}]``, ``holdout`` percent; by a hash of journey,
-  node and customer, so a customer always lands in the same arm.
+  node and customer, so a customer always lands in the same arm. Each assignment (holdout too)
+  is an ``Experiment Viewed`` timeline event with ``experiment_id`` ``{journey}:{node}`` and
+  ``variation_id`` the arm's name, so ``/api/analytics/experiments/{journey}:{node}`` reports it.
 - ``send``: ``message`` (template), ``channel`` (a channel, a fallback list or ``auto``),
   ``data``; ``webhook``: the same on the webhook channel; ``update_traits``: ``set: {…}``;
   ``exit``.
@@ -35,6 +51,7 @@ import re
 from dataclasses import dataclass, field
 from datetime import time, timedelta
 from typing import Any
+from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
 
 from omnicx.segments.language import DefinitionError as ConditionError
 from omnicx.segments.language import EventCond, PropertyFilter
@@ -69,10 +86,26 @@ class EventSpec:
 
 
 @dataclass(frozen=True)
+class Schedule:
+    """Entry on a date trait: each year on its anniversary, or once on the date itself, moved
+    by ``offset`` days, at ``at`` in the customer's timezone (or ``zone``)."""
+
+    trait: str
+    on: str  # anniversary | date
+    offset: timedelta
+    at: time
+    zone: str | None = None  # None: the customer's ``timezone`` trait
+
+
+SCHEDULED = "Journey Scheduled"  # the entry "event" of a scheduled journey (never ingested)
+
+
+@dataclass(frozen=True)
 class Entry:
     event: str
     where: tuple[PropertyFilter, ...] = ()
     key: str | None = None
+    schedule: Schedule | None = None
 
 
 @dataclass(frozen=True)
@@ -352,10 +385,50 @@ def _entry(raw: Any, path: str) -> Entry:
             segment = _text(raw[sugar], f"{path}.{sugar}")
             where = _filters([{"property": "segment_id", "op": "equals", "value": segment}], path)
             return Entry(event, where, None)
+    if "schedule" in raw or "after_trait" in raw:
+        return Entry(SCHEDULED, (), None, _schedule(raw, path))
     _only(raw, {"event", "where", "key"}, path)
     event = _text(_required(raw, "event", path), f"{path}.event")
     key = _text(raw["key"], f"{path}.key") if raw.get("key") is not None else None
     return Entry(event, _filters(raw.get("where"), path), key)
+
+
+def _schedule(raw: dict[str, Any], path: str) -> Schedule:
+    if "after_trait" in raw:  # {after_trait: first_order_at, days: 30, at: "10:00"}
+        _only(raw, {"after_trait", "days", "at", "timezone"}, path)
+        trait = _text(raw["after_trait"], f"{path}.after_trait")
+        days = raw.get("days", 0)
+        if isinstance(days, bool) or not isinstance(days, int) or not -3660 <= days <= 3660:
+            raise JourneyDefinitionError(f"{path}.days", "a whole number of days")
+        on, offset, spec = "date", timedelta(days=days), raw
+    else:
+        _only(raw, {"schedule"}, path)
+        spec, path = raw["schedule"], f"{path}.schedule"
+        if not isinstance(spec, dict):
+            raise JourneyDefinitionError(path, "must be an object with trait")
+        _only(spec, {"trait", "on", "offset", "at", "timezone"}, path)
+        trait = _text(_required(spec, "trait", path), f"{path}.trait")
+        on = spec.get("on", "anniversary")
+        if on not in ("anniversary", "date"):
+            raise JourneyDefinitionError(f"{path}.on", "anniversary or date")
+        offset = (
+            parse_duration(spec["offset"], f"{path}.offset") if "offset" in spec else timedelta()
+        )
+        if offset % timedelta(days=1):
+            raise JourneyDefinitionError(f"{path}.offset", "whole days, e.g. 30d or -1d")
+    try:
+        at = time.fromisoformat(str(spec.get("at", "00:00")))
+    except ValueError:
+        raise JourneyDefinitionError(f"{path}.at", f"{spec.get('at')!r} is not HH:MM") from None
+    zone = spec.get("timezone", "customer")
+    if zone != "customer":
+        try:
+            ZoneInfo(_text(zone, f"{path}.timezone"))
+        except (ZoneInfoNotFoundError, ValueError):
+            raise JourneyDefinitionError(
+                f"{path}.timezone", f"{zone!r}: use customer or an IANA name"
+            ) from None
+    return Schedule(trait, on, offset, at, None if zone == "customer" else zone)
 
 
 def _reentry(raw: Any, path: str) -> tuple[str, timedelta | None]:

@@ -15,6 +15,10 @@ reaches them, find them done. If the batch fails, it is rolled back to its savep
 transaction goes on one timer at a time (each in ``run_due``'s own savepoint, so one bad timer
 is retried with backoff and blocks no other).
 
+**The pump.** ``omnicx worker`` also runs :meth:`Engine.pump` as a job: it claims due journey
+timers itself, a batch per transaction, so a backlog goes through without ``run_due``'s
+per-timer savepoint and delete; ``run_due`` still handles any journey timer it reaches first.
+
 **Exactly once.** A run is locked (``FOR UPDATE``) while it advances, and a wake-up carries the
 ``visit`` it was set for: a run that moved on ignores it. Entries are serialised per journey
 and customer by an advisory lock on PostgreSQL (SQLite has one writer) before the re-entry
@@ -30,22 +34,26 @@ from __future__ import annotations
 
 import hashlib
 import logging
+import time
 from collections.abc import Sequence
 from datetime import datetime, timedelta
 from typing import Any, cast
 
-from sqlalchemy import Row, Table, bindparam, delete, select, text, update
+from sqlalchemy import Row, Select, Table, bindparam, delete, select, text, update
 from sqlalchemy.ext.asyncio import AsyncSession
 
-from omnicx.db import dialect_insert
+from omnicx import metrics
+from omnicx.db import Database, dialect_insert
 from omnicx.hooks import Hooks
 from omnicx.journeys.catalog import Definitions
-from omnicx.journeys.definition import JourneyDef
+from omnicx.journeys.definition import Goal, JourneyDef
+from omnicx.journeys.matching import matches
 from omnicx.journeys.models import Journey, JourneyRun, JourneyStep
 from omnicx.journeys.projector import ENTER, GOAL, RUN, run_key
 from omnicx.journeys.runner import HOLDOUT, LIVE_RUN, Batch, Runner, bucket
+from omnicx.journeys.schedule import SWEEP, Sweeper
 from omnicx.profiles.internal import record_internal_many
-from omnicx.profiles.models import Profile
+from omnicx.profiles.models import Event, Profile
 from omnicx.profiles.record import chunks
 from omnicx.settings import Settings
 from omnicx.timers import Timer
@@ -53,6 +61,8 @@ from omnicx.timers import Timer
 log = logging.getLogger(__name__)
 KINDS = (ENTER, RUN, GOAL)
 DONE, ONE_BY_ONE = "omnicx.journeys.done", "omnicx.journeys.one_by_one"
+BUSY_RETRY = timedelta(seconds=1)
+PUMP_SECONDS = 1.0  # a worker pass's time on journeys before its other timers and jobs
 TIMER_COLUMNS = (Timer.id, Timer.kind, Timer.key, Timer.due_at, Timer.payload)
 
 __all__ = ["Engine", "bucket", "live_profiles", "may_enter"]
@@ -68,6 +78,7 @@ def lock_key(*parts: str) -> int:
 
 class Engine:
     def __init__(self, settings: Settings, hooks: Hooks, definitions: Definitions) -> None:
+        self.settings = settings
         self.hooks = hooks
         self.definitions = definitions
         self.runner = Runner(settings, hooks, definitions)
@@ -77,6 +88,49 @@ class Engine:
     def register(self) -> None:
         for kind in KINDS:
             self.hooks.timer(kind, self.handle)
+        self.hooks.timer(SWEEP, Sweeper(self.settings, self.definitions))
+        self.hooks.jobs.append(self.pump)
+
+    async def pump(self, db: Database, hooks: Hooks, now: datetime) -> int:
+        """Worker job: due journey timers in batches, each batch one transaction, for up to
+        ``PUMP_SECONDS``; how many were handled.
+
+        The same work as :meth:`handle`, without ``run_due``'s savepoint and delete per timer
+        (a batch's timers are removed in one statement). A batch that fails is left to
+        ``run_due``, which goes one timer at a time with its retries and backoff."""
+        del hooks  # the engine's own
+        total, started = 0, time.monotonic()
+        while time.monotonic() - started < PUMP_SECONDS:
+
+            async def work(session: AsyncSession) -> int:
+                rows = list((await session.execute(self._due(now))).all())
+                if not rows:
+                    return 0
+                for row in rows:  # as run_due would have observed them
+                    lateness = (now - row.due_at).total_seconds()
+                    metrics.TIMER_LATENESS.labels(row.kind).observe(lateness)
+                try:
+                    async with session.begin_nested():
+                        await self.process(session, rows, now)
+                except Exception:
+                    log.exception("journey batch of %d failed; left to run_due", len(rows))
+                    return -1
+                return len(rows)
+
+            ran = await db.transaction(work)
+            if ran <= 0:
+                break
+            total += ran
+        return total
+
+    def _due(self, now: datetime) -> Select[Any]:
+        return (
+            select(*TIMER_COLUMNS)
+            .where(Timer.kind.in_(KINDS), Timer.due_at <= now)
+            .order_by(Timer.due_at, Timer.id)
+            .limit(self.batch_size)
+            .with_for_update(skip_locked=True)
+        )
 
     async def handle(self, session: AsyncSession, payload: dict[str, Any], now: datetime) -> None:
         """Timer handler for every journey kind: handle this timer, with the others due."""
@@ -104,14 +158,7 @@ class Engine:
         done.add(key)
 
     async def _claim(self, session: AsyncSession, now: datetime, current: Row[Any]) -> list[Any]:
-        stmt = (
-            select(*TIMER_COLUMNS)
-            .where(Timer.kind.in_(KINDS), Timer.due_at <= now)
-            .order_by(Timer.due_at, Timer.id)
-            .limit(self.batch_size)
-            .with_for_update(skip_locked=True)
-        )
-        rows = list((await session.execute(stmt)).all())
+        rows = list((await session.execute(self._due(now))).all())
         if all(r.id != current.id for r in rows):
             rows.append(current)
         return rows
@@ -154,6 +201,7 @@ class Engine:
         enters = [r for r in rows if r.kind == ENTER]
         if enters:
             await self._enter(session, batch, enters, journeys)
+        await self.runner.send_pending(session, batch)
         await self._write(session, batch, [r.id for r in rows])
 
     # --- the three kinds ----------------------------------------------------------------------
@@ -217,12 +265,15 @@ class Engine:
         owners = await live_profiles(
             session, {row.payload["profile"] for row, _ in todo}, batch.keep
         )
+        postgres = session.get_bind().dialect.name == "postgresql"
+        if postgres:
+            todo = await self._hold_busy(session, batch, todo, owners)
         pairs: list[tuple[str, str]] = sorted(
             {(j.id, owner) for r, j in todo if (owner := owners[r.payload["profile"]]) is not None}
         )
         if not pairs:
             return
-        if session.get_bind().dialect.name == "postgresql":
+        if postgres:
             await session.execute(
                 text(
                     "SELECT pg_advisory_xact_lock(k) FROM "
@@ -271,6 +322,8 @@ class Engine:
                     "context": row.payload["event"]["properties"],
                     "entered_at": batch.now,
                     "_trigger": row.payload["event"]["name"],
+                    "_since": datetime.fromisoformat(row.payload["event"]["timestamp"]),
+                    "_message": row.payload["event"]["message_id"],
                 }
             )
         if not values:
@@ -282,18 +335,113 @@ class Engine:
         )
         params = [{k: v for k, v in value.items() if not k.startswith("_")} for value in values]
         created = list((await session.execute(stmt, params)).scalars())
-        trigger = {
-            (v["journey_id"], v["profile_id"], v["entry_key"]): v["_trigger"] for v in values
-        }
+        trigger = {(v["journey_id"], v["profile_id"], v["entry_key"]): v for v in values}
+        early = await self._early_goals(session, created, trigger)
         for run in sorted(created, key=lambda r: r.id):
             batch.event(
                 run,
                 "Journey Entered",
                 "entered",
-                trigger=trigger[(run.journey_id, run.profile_id, run.entry_key)],
+                trigger=trigger[(run.journey_id, run.profile_id, run.entry_key)]["_trigger"],
             )
+            goal_event = early.get(run.id)
+            if goal_event is not None:  # converted between the trigger and the entry
+                run.visit += 1
+                batch.step(run, "$goal", "goal", "converted", {"event": goal_event[0]})
+                batch.finish(
+                    run,
+                    "converted",
+                    "goal",
+                    goal_event=goal_event[0],
+                    goal_message_id=goal_event[1],
+                    before_entry=True,
+                )
+                continue
             definition = await self.definitions.get(session, run.journey_id, run.version)
             await self.runner.advance(session, batch, run, definition, resume=None)
+
+    async def _hold_busy(
+        self,
+        session: AsyncSession,
+        batch: Batch,
+        todo: list[tuple[Any, Journey]],
+        owners: dict[str, str | None],
+    ) -> list[tuple[Any, Journey]]:
+        """Lock the entering profiles of journeys with a goal; put off those being written.
+
+        Ingest locks a profile's row before storing its events, and its projector looks for the
+        runs a goal event converts. Holding the row while entering means a goal event is either
+        committed before the entry (which then finds it, :meth:`_early_goals`) or projected after
+        it (and finds the run). A row locked right now is skipped, never waited for, and its
+        entry retried a second later, so this cannot deadlock with ingest."""
+        with_goal = []
+        for row, journey in todo:
+            assert journey.live_version is not None
+            definition = await self.definitions.get(session, journey.id, journey.live_version)
+            if definition.goal is not None and owners[row.payload["profile"]] is not None:
+                with_goal.append(row)
+        if not with_goal:
+            return todo
+        wanted = sorted({cast(str, owners[row.payload["profile"]]) for row in with_goal})
+        stmt = (
+            select(Profile.id)
+            .where(Profile.id.in_(wanted))
+            .order_by(Profile.id)
+            .with_for_update(skip_locked=True)
+        )
+        got = set((await session.execute(stmt)).scalars())
+        busy = {row.key for row in with_goal if owners[row.payload["profile"]] not in got}
+        for row in with_goal:
+            if row.key in busy:
+                batch.schedule(ENTER, row.key, batch.now + BUSY_RETRY, row.payload)
+        return [(row, journey) for row, journey in todo if row.key not in busy]
+
+    async def _early_goals(
+        self,
+        session: AsyncSession,
+        created: list[JourneyRun],
+        trigger: dict[tuple[str, str, str], dict[str, Any]],
+    ) -> dict[int, tuple[str, str]]:
+        """Runs whose goal event came after the trigger but before the entry: run → event."""
+        goals: dict[int, tuple[Goal, dict[str, Any]]] = {}
+        for run in created:
+            definition = await self.definitions.get(session, run.journey_id, run.version)
+            if definition.goal is not None:
+                goals[run.id] = (
+                    definition.goal,
+                    trigger[(run.journey_id, run.profile_id, run.entry_key)],
+                )
+        if not goals:
+            return {}
+        by_profile: dict[str, list[JourneyRun]] = {}
+        for run in created:
+            if run.id in goals:
+                by_profile.setdefault(run.profile_id, []).append(run)
+        stmt = (
+            select(
+                Event.profile_id, Event.event, Event.message_id, Event.timestamp, Event.properties
+            )
+            .where(
+                Event.profile_id.in_(sorted(by_profile)),
+                Event.event.in_(sorted({g.spec.event for g, _ in goals.values()})),
+                Event.timestamp >= min(t["_since"] for _, t in goals.values()),
+            )
+            .order_by(Event.timestamp, Event.id)
+        )
+        out: dict[int, tuple[str, str]] = {}
+        for ev in (await session.execute(stmt)).all():
+            for run in by_profile.get(ev.profile_id, ()):
+                goal, started = goals[run.id]
+                since = started["_since"]
+                if (
+                    run.id not in out
+                    and ev.message_id != started["_message"]
+                    and ev.timestamp >= since
+                    and (goal.within is None or ev.timestamp <= since + goal.within)
+                    and matches(goal.spec, ev.event, ev.properties, run.context)
+                ):
+                    out[run.id] = (ev.event, ev.message_id)
+        return out
 
     # --- writing ------------------------------------------------------------------------------
 

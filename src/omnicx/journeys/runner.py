@@ -3,7 +3,8 @@
 Nothing here writes steps, timers or timeline events directly: they go into the
 :class:`Batch`, which the engine writes in a few bulk statements for every run the batch
 advanced. What must happen in order (a send's delivery-log row, a branch's query, a trait
-update) is done at once, in the same transaction.
+update) is done at once, in the same transaction. Sends wait for the batch's others and are
+submitted together (:meth:`Runner.send_pending`); each run then goes on past its send.
 
 A send's idempotency key is ``journey:{run}:{node}:{visit}``: the run's committed state fully
 decides which node runs at which visit, so re-running a wake-up after a crash makes the same
@@ -19,6 +20,7 @@ from typing import Any
 
 from sqlalchemy.ext.asyncio import AsyncSession
 
+from omnicx.analytics.experiments import EXPOSURE_EVENT
 from omnicx.errors import ApiError
 from omnicx.hooks import Hooks
 from omnicx.journeys import timing
@@ -38,9 +40,10 @@ from omnicx.journeys.matching import all_hold, expected
 from omnicx.journeys.models import JourneyRun
 from omnicx.journeys.projector import RUN, run_key
 from omnicx.journeys.traits import set_traits
+from omnicx.messaging.batch import submit_many
 from omnicx.messaging.policies import zone_of
 from omnicx.messaging.providers.registry import configured
-from omnicx.messaging.service import SendRequest, submit
+from omnicx.messaging.service import SendRequest, Submitted
 from omnicx.profiles.internal import InternalEvent
 from omnicx.profiles.models import Profile
 from omnicx.segments.engine import Loaded, evaluate
@@ -69,6 +72,8 @@ class Batch:
     cancels: set[str] = field(default_factory=set)
     events: list[InternalEvent] = field(default_factory=list)
     keep: list[Any] = field(default_factory=list)  # rows held in the session's identity map
+    sends: list[tuple[JourneyRun, Send, JourneyDef]] = field(default_factory=list)  # to submit
+    executed: dict[int, int] = field(default_factory=dict)  # run → nodes run in this batch
 
     def schedule(self, kind: str, key: str, due_at: datetime, payload: dict[str, Any]) -> None:
         self.schedules[key] = {
@@ -165,17 +170,53 @@ class Runner:
                     return
             run.status = "active"
             run.waiting_event = run.waiting_match = run.wait_until = None
-        for _ in range(self.max_steps):
+        await self._go(session, batch, run, definition, node_id)
+
+    async def _go(
+        self,
+        session: AsyncSession,
+        batch: Batch,
+        run: JourneyRun,
+        definition: JourneyDef,
+        node_id: str | None,
+    ) -> None:
+        """Execute from ``node_id`` until the run waits, ends, or reaches a send (which
+        :meth:`send_pending` submits with the batch's others, then goes on from)."""
+        while True:
             if node_id is None:
                 batch.finish(run, "completed", "completed")
                 return
+            count = batch.executed[run.id] = batch.executed.get(run.id, 0) + 1
+            if count > self.max_steps:
+                raise RuntimeError(f"run {run.id} executed {self.max_steps} nodes without waiting")
             node = definition.nodes[node_id]
             run.node = node_id
             run.visit += 1
+            if isinstance(node, Send):
+                batch.sends.append((run, node, definition))
+                return
             waiting, node_id = await self._execute(session, batch, run, definition, node)
             if waiting or run.status not in LIVE_RUN:
                 return
-        raise RuntimeError(f"run {run.id} executed {self.max_steps} nodes without waiting")
+
+    async def send_pending(self, session: AsyncSession, batch: Batch) -> None:
+        """Submit the batch's sends together (:func:`omnicx.messaging.batch.submit_many`) and
+        go on past each; runs that reach further sends make the next round."""
+        while batch.sends:
+            pending, batch.sends = batch.sends, []
+            requests = [self._request(run, node) for run, node, _ in pending]
+            results = await submit_many(
+                session,
+                self.settings,
+                self.hooks,
+                requests=requests,
+                available=self.available,
+                now=batch.now,
+            )
+            for (run, node, definition), result in zip(pending, results, strict=True):
+                outcome, detail = _sent(result)
+                self._record(batch, run, node, outcome, detail)
+                await self._go(session, batch, run, definition, node.next)
 
     def _resolve_wait(
         self, batch: Batch, run: JourneyRun, node: Step, resume: dict[str, Any]
@@ -213,9 +254,7 @@ class Runner:
         detail: dict[str, Any] = {}
         nxt: str | None = node.next
         waiting = False
-        if isinstance(node, Send):
-            outcome, detail = await self._send(session, run, node, now)
-        elif isinstance(node, Wait):
+        if isinstance(node, Wait):
             traits: dict[str, Any] = {}
             if node.window is not None or node.until is not None:  # local time: the timezone
                 profile = await session.get(Profile, run.profile_id)
@@ -246,23 +285,26 @@ class Runner:
         else:
             assert isinstance(node, Exit)
             outcome = "exit"
+        self._record(batch, run, node, outcome, detail)
+        if isinstance(node, Exit):
+            batch.finish(run, "completed", "exit node")
+        return waiting, nxt
+
+    def _record(
+        self, batch: Batch, run: JourneyRun, node: Step, outcome: str, detail: dict[str, Any]
+    ) -> None:
         batch.step(run, node.id, node.kind, outcome, detail)
         batch.event(
             run, "Journey Step", str(run.visit), node=node.id, kind=node.kind, outcome=outcome
         )
-        if isinstance(node, Exit):
-            batch.finish(run, "completed", "exit node")
-        return waiting, nxt
 
     def _wait(self, batch: Batch, run: JourneyRun, until: datetime) -> None:
         run.status, run.wait_until = "waiting", until
         payload = {"run": run.id, "visit": run.visit, "wake": "timer"}
         batch.schedule(RUN, run_key(run.id), until, payload)
 
-    async def _send(
-        self, session: AsyncSession, run: JourneyRun, node: Send, now: datetime
-    ) -> tuple[str, dict[str, Any]]:
-        request = SendRequest(
+    def _request(self, run: JourneyRun, node: Send) -> SendRequest:
+        return SendRequest(
             to=run.profile_id,
             message=node.message,
             channel=node.channel if isinstance(node.channel, str) else list(node.channel),
@@ -270,23 +312,6 @@ class Runner:
             event=run.context,
             idempotency_key=f"journey:{run.id}:{node.id}:{run.visit}",
         )
-        try:
-            submitted = await submit(
-                session,
-                self.settings,
-                self.hooks,
-                request=request,
-                available=self.available,
-                now=now,
-            )
-        except ApiError as exc:  # a template deleted after publishing: the customer moves on
-            return "failed", {"error": exc.code, "reason": exc.message}
-        message = submitted.message
-        return message.status, {
-            "message_id": message.id,
-            "channel": message.channel,
-            "reason": message.reason or message.choice_reason,
-        }
 
     async def _branch(
         self, session: AsyncSession, run: JourneyRun, node: Branch, now: datetime
@@ -313,6 +338,7 @@ class Runner:
         point = bucket(run.journey_id, node.id, run.profile_id)
         if point < node.holdout:
             run.variant = HOLDOUT
+            self._exposure(batch, run, node, HOLDOUT)
             goal = definition.goal
             if goal is not None and goal.within is not None:
                 # Held-out customers stay (receiving nothing) until the goal window closes, so
@@ -331,4 +357,36 @@ class Runner:
                 break
             scaled -= variant.weight
         run.variant = chosen.name
+        self._exposure(batch, run, node, chosen.name)
         return chosen.name, chosen.next, False
+
+    def _exposure(self, batch: Batch, run: JourneyRun, node: Split, variation: str) -> None:
+        """``Experiment Viewed`` for the arm given (holdout too), so the split reads as an
+        experiment in analytics: ``/api/analytics/experiments/{journey}:{node}``."""
+        batch.event(
+            run,
+            EXPOSURE_EVENT,
+            f"{run.visit}:exposure",
+            experiment_id=experiment_id(run.journey_id, node.id),
+            experiment_name=f"{batch.names.get(run.journey_id, run.journey_id)}: {node.id}",
+            variation_id=variation,
+            node=node.id,
+        )
+
+
+def experiment_id(journey_id: str, node_id: str) -> str:
+    """The experiment a split is, in analytics: the journey's id and the split node's."""
+    return f"{journey_id}:{node_id}"
+
+
+def _sent(result: Submitted | ApiError) -> tuple[str, dict[str, Any]]:
+    """A send step's outcome: the message's status, or why there is none (a template deleted
+    after publishing: the customer moves on)."""
+    if isinstance(result, ApiError):
+        return "failed", {"error": result.code, "reason": result.message}
+    message = result.message
+    return message.status, {
+        "message_id": message.id,
+        "channel": message.channel,
+        "reason": message.reason or message.choice_reason,
+    }

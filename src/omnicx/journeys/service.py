@@ -23,7 +23,7 @@ from sqlalchemy.ext.asyncio import AsyncSession
 from omnicx import timers
 from omnicx.errors import ApiError
 from omnicx.hooks import Hooks
-from omnicx.journeys import catalog
+from omnicx.journeys import catalog, schedule
 from omnicx.journeys.definition import (
     JourneyDef,
     JourneyDefinitionError,
@@ -211,6 +211,8 @@ async def publish(
         journey.status = "live"
     await session.flush()
     moved = await _migrate_runs(session, journey.id, version, parsed, migrate) if migrate else 0
+    if parsed.entry.schedule is not None:
+        await schedule.start(session, journey_id=journey.id, now=now)
     catalog.changed()
     return version, moved
 

@@ -15,6 +15,7 @@ from omnicx import migrate
 from omnicx.analytics import cli as analytics_cli
 from omnicx.auth import cli as users_cli
 from omnicx.auth.service import Role, SourceKind, create_source, create_token
+from omnicx.conversations import cli as conversations_cli
 from omnicx.db import Database
 from omnicx.demo import cli as demo_cli
 from omnicx.journeys import cli as journeys_cli
@@ -37,6 +38,7 @@ app.add_typer(segments_cli.app, name="segments")
 app.add_typer(journeys_cli.app, name="journeys")
 app.add_typer(import_app, name="import")
 app.add_typer(analytics_cli.app, name="analytics")
+app.add_typer(conversations_cli.app, name="conversations")
 app.add_typer(users_cli.app, name="user")
 app.command("demo")(demo_cli.demo)
 err = Console(stderr=True)

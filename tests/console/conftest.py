@@ -63,5 +63,6 @@ def demo(database_url: str) -> Iterator[Demo]:
     """A seeded database served by a real uvicorn process, for the module's tests."""
     code = seed_demo(database_url)
     backend = "sqlite" if database_url.startswith("sqlite") else "postgresql"
-    with LiveServer(database_url, secret_key=SECRET) as server:
+    # A generous start-up: on a loaded 2-core machine the imports alone can take half a minute.
+    with LiveServer(database_url, secret_key=SECRET, startup_timeout=120) as server:
         yield Demo(server.url, backend, code)

@@ -171,11 +171,11 @@ async def test_journey_funnel_drop_off(
 ) -> None:
     steps = {"entry": ["u1", "u2", "u3", "u4"], "email": ["u1", "u2", "u3"], "goal": ["u1"]}
     events = [
-        event(u, "Journey Step Entered", i + n / 10, journey_id="j1", node_id=node)
+        event(u, "Journey Step", i + n / 10, journey_id="j1", node=node)
         for i, (node, users) in enumerate(steps.items())
         for n, u in enumerate(users)
     ]
-    events.append(event("u9", "Journey Step Entered", 0, journey_id="j2", node_id="entry"))
+    events.append(event("u9", "Journey Step", 0, journey_id="j2", node="entry"))
     await send_all(client, write_key, events)
     response = await client.get(
         "/api/analytics/journeys/j1/funnel",

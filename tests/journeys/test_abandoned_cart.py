@@ -149,3 +149,17 @@ async def test_abandoned_cart_push_after_an_hour_and_the_goal_takes_a_buyer_out(
     }
     assert report["nodes"]["wait-an-hour"]["converted"] == 1
     assert report["nodes"]["offer"]["outcomes"] == {"queued": 1}
+
+    # The analysts' funnel reads the same steps from the timeline.
+    window = {
+        "start": (start - timedelta(days=1)).isoformat(),
+        "end": (clock.now + timedelta(minutes=1)).isoformat(),
+    }
+    funnel = await client.get(
+        "/api/analytics/journeys/abandoned-cart/funnel", params=window, headers=admin_headers
+    )
+    assert funnel.status_code == 200, funnel.text
+    assert [(r["node_id"], r["customers"]) for r in funnel.json()["rows"]] == [
+        ("wait-an-hour", 2),
+        ("offer", 1),
+    ]

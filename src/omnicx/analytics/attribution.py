@@ -12,9 +12,9 @@ per-journey funnels, read from the timeline.
 - **Paths**: for each order (``Order Completed``) or abandonment (``Cart Abandoned``) in the range,
   the customer's last ``steps`` events before it within the window, each as ``channel:event``
   (pages and screens as ``channel:page``), repeats in a row collapsed; the most common sequences.
-- **Journey funnel**: journeys record events carrying ``journey_id`` and ``node_id`` properties as
-  customers reach nodes; per node, how many customers reached it and the drop-off from the node
-  before (nodes ordered by when they were first reached).
+- **Journey funnel**: journeys record a ``Journey Step`` event carrying ``journey_id`` and ``node``
+  properties each time a customer runs a node; per node, how many customers reached it and the
+  drop-off from the node before (nodes ordered by when they were first reached).
 """
 
 from __future__ import annotations
@@ -206,10 +206,11 @@ async def paths(
 async def journey_funnel(
     session: AsyncSession, *, journey_id: str, start: datetime, end: datetime
 ) -> list[dict[str, Any]]:
-    node = Event.properties["node_id"].as_string()
+    node = Event.properties["node"].as_string()
     stmt = (
         select(node, func.count(func.distinct(Event.profile_id)), func.min(Event.timestamp))
         .where(
+            Event.event == "Journey Step",
             Event.properties["journey_id"].as_string() == journey_id,
             node.is_not(None),
             Event.profile_id.is_not(None),

@@ -224,7 +224,7 @@ def parse(definition: Any, path: str = "") -> Node:
     if "reachable" in definition:
         _only(definition, {"reachable", "topic"}, path)
         channel = definition["reachable"]
-        if channel not in CHANNELS:
+        if not isinstance(channel, str) or channel not in CHANNELS:
             raise DefinitionError(_join(path, "reachable"), f"unknown channel {channel!r}")
         return ReachableCond(channel, _text(definition.get("topic", "all"), _join(path, "topic")))
     if "segment" in definition:
@@ -289,7 +289,7 @@ def _text(value: Any, path: str) -> str:
 
 def _compare(definition: dict[str, Any], path: str, ops: set[str]) -> Compare:
     op = definition.get("op")
-    if op not in ops:
+    if not isinstance(op, str) or op not in ops:
         raise DefinitionError(
             _join(path, "op"), f"unknown operator {op!r} (use {', '.join(sorted(ops))})"
         )
@@ -391,6 +391,8 @@ def _event(definition: dict[str, Any], path: str) -> EventCond | NotFollowedCond
 def _commerce(definition: dict[str, Any], path: str) -> Node:
     measure = definition["commerce"]
     mpath = _join(path, "commerce")
+    if not isinstance(measure, str):
+        raise DefinitionError(mpath, "must be the name of a measure")
     if measure in COMMERCE_AMOUNTS:
         _only(definition, {"commerce", "op", "value", "within", "fulfillment"}, path)
         compare = _compare(definition, path, NUMBER_OPS | {"equals"})

@@ -187,9 +187,18 @@ async def test_two_api_processes_and_two_workers_share_a_journey_load(
                 await asyncio.sleep(0.2)
         finally:
             codes = [p.terminate() for p in (api, *workers)]
-        assert codes == [0, 0, 0], codes
+        # SIGTERM ends a running process cleanly (0); one still importing the app when the
+        # load is done has no handler yet and dies of the signal, which is right too.
+        assert codes[0] == 0, codes
+        for process, code in zip(workers, codes[1:], strict=True):
+            started_up = any(
+                line.get("message", "").startswith("worker started") for line in process.lines()
+            )
+            assert code == 0 or (code == -signal.SIGTERM and not started_up), (code, started_up)
         api_lines = api.lines()
-        worker_lines = [p.lines() for p in (stopped, *workers) if p is not None]
+        assert stopped is not None, "the run ended before a worker could be stopped"
+        # The two workers that ran side by side: the one stopped midway, and the other.
+        worker_lines = [stopped.lines(), workers[1].lines()]
 
     # The load was shared: both API processes answered ingest requests...
     served = Counter(

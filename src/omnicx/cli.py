@@ -98,6 +98,11 @@ def run_worker() -> None:
     from omnicx.ops import logs
 
     settings = get_settings()
+    if settings.worker_metrics_port:
+        # Sends, provider errors and timer lateness are counted where the work runs: here.
+        from prometheus_client import start_http_server
+
+        start_http_server(settings.worker_metrics_port, settings.worker_metrics_host)
 
     async def main() -> None:
         db = Database(settings)

@@ -54,6 +54,15 @@ class Settings(BaseSettings):
     worker_poll_seconds: float = Field(
         0.25, description="How long an idle worker waits before looking for due work again."
     )
+    worker_metrics_port: int = Field(
+        0,
+        ge=0,
+        le=65535,
+        description="Port on which `omnicx worker` serves its own Prometheus counters; 0: none.",
+    )
+    worker_metrics_host: str = Field(
+        "127.0.0.1", description="Address the worker's metrics port listens on."
+    )
 
     identity_limits: dict[str, int] = Field(
         default_factory=lambda: {"user_id": 1},

@@ -3,14 +3,19 @@
 from __future__ import annotations
 
 import os
+import signal
 import subprocess
 import sys
+import time
 from pathlib import Path
 
+import httpx
 import pytest
 
+from omnicx import migrate
 from omnicx.ops.serve import check_workers, multiprocess_metrics_dir, remove_metrics_dir
 from omnicx.settings import Settings
+from tests.live_server import free_port
 
 
 def test_several_processes_on_sqlite_are_refused(tmp_path: Path) -> None:
@@ -51,3 +56,30 @@ def test_metrics_directory_is_made_and_emptied(
     monkeypatch.setenv("PROMETHEUS_MULTIPROC_DIR", str(given))
     assert multiprocess_metrics_dir() is None
     assert sorted(p.name for p in given.iterdir()) == ["keep.txt"]
+
+
+def test_a_worker_serves_its_own_counters(tmp_path: Path) -> None:
+    """Sends and timer lateness are counted in the worker: it has a metrics port of its own."""
+    url = f"sqlite:///{tmp_path / 'w.db'}"
+    migrate.upgrade(Settings(database_url=url))
+    port = free_port()
+    env = {k: v for k, v in os.environ.items() if not k.startswith("OMNICX_")}
+    env |= {"OMNICX_DATABASE_URL": url, "OMNICX_WORKER_METRICS_PORT": str(port)}
+    process = subprocess.Popen(
+        [sys.executable, "-m", "omnicx.cli", "worker"], env=env, cwd=tmp_path, text=True
+    )
+    try:
+        deadline = time.monotonic() + 120
+        while True:
+            assert process.poll() is None, "the worker exited"
+            try:
+                body = httpx.get(f"http://127.0.0.1:{port}/metrics", timeout=5).text
+                break
+            except httpx.TransportError:
+                assert time.monotonic() < deadline, "the metrics port never answered"
+                time.sleep(0.2)
+        assert "# TYPE omnicx_message_sends_total counter" in body
+        assert "# TYPE omnicx_timer_lateness_seconds histogram" in body
+    finally:
+        process.send_signal(signal.SIGTERM)
+        assert process.wait(timeout=60) == 0

@@ -44,7 +44,10 @@ def test_check_workers() -> None:
 def test_metrics_directory_is_made_and_emptied(
     tmp_path: Path, monkeypatch: pytest.MonkeyPatch
 ) -> None:
-    monkeypatch.delenv("PROMETHEUS_MULTIPROC_DIR", raising=False)
+    # multiprocess_metrics_dir() sets the variable itself: setenv first makes monkeypatch restore
+    # it at the end (a deleted directory left in the environment breaks /metrics of later servers).
+    monkeypatch.setenv("PROMETHEUS_MULTIPROC_DIR", "")
+    monkeypatch.delenv("PROMETHEUS_MULTIPROC_DIR")
     made = multiprocess_metrics_dir()
     assert made is not None and os.environ["PROMETHEUS_MULTIPROC_DIR"] == made
     remove_metrics_dir(made)

@@ -127,9 +127,6 @@ async def segment_count(request: Request, _staff: SegmentReader, form: CsrfForm)
         return JSONResponse({"ok": False, "message": str(exc)})
     except ApiError as exc:
         return JSONResponse({"ok": False, "message": exc.message})
-    except TypeError:
-        # The segments parser lets some wrongly shaped values through as TypeError.
-        return JSONResponse({"ok": False, "message": "a value has the wrong shape"})
     noun = "customer" if result.count == 1 else "customers"
     return JSONResponse(
         {"ok": True, "count": result.count, "message": f"{result.count:,} {noun} match now"}

@@ -319,14 +319,7 @@ async def put_canned(db: Db, _staff: AgentOnly, name: str, body: CannedWrite) ->
 @router.delete("/api/canned-responses/{name}", status_code=204)
 async def delete_canned(db: Db, _staff: AgentOnly, name: str) -> Response:
     """Delete a canned response."""
-
-    async def work(session: AsyncSession) -> bool:
-        row = await session.get(CannedResponse, name)
-        if row is not None:
-            await session.delete(row)
-        return row is not None
-
-    if not await db.transaction(work):
+    if not await _delete(db, CannedResponse, name):
         raise ApiError(404, "canned_response_not_found", f"no canned response {name!r}")
     return Response(status_code=204)
 
@@ -363,13 +356,18 @@ async def put_faq(db: Db, _staff: FaqEditor, faq_id: str, body: FaqWrite) -> Faq
 @router.delete("/api/faq/{faq_id}", status_code=204)
 async def delete_faq(db: Db, _staff: FaqEditor, faq_id: str) -> Response:
     """Delete an FAQ entry."""
+    if not await _delete(db, FaqEntry, faq_id):
+        raise ApiError(404, "faq_not_found", f"no FAQ entry {faq_id!r}")
+    return Response(status_code=204)
+
+
+async def _delete(db: Database, model: type[CannedResponse | FaqEntry], key: str) -> bool:
+    """Delete the row of ``model`` with primary key ``key``; False if there was none."""
 
     async def work(session: AsyncSession) -> bool:
-        row = await session.get(FaqEntry, faq_id)
+        row = await session.get(model, key)
         if row is not None:
             await session.delete(row)
         return row is not None
 
-    if not await db.transaction(work):
-        raise ApiError(404, "faq_not_found", f"no FAQ entry {faq_id!r}")
-    return Response(status_code=204)
+    return await db.transaction(work)

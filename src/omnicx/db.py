@@ -21,7 +21,7 @@ from datetime import UTC, datetime
 from typing import Annotated, Any, TypeVar
 
 import orjson
-from fastapi import Depends, Path, Request
+from fastapi import Depends, Path, Query, Request
 from sqlalchemy import JSON, BigInteger, DateTime, Dialect, Integer, MetaData, event
 from sqlalchemy.dialects import postgresql, sqlite
 from sqlalchemy.dialects.postgresql import JSONB
@@ -202,3 +202,5 @@ Db = Annotated[Database, Depends(get_database)]
 MAX_ROW_ID = 2**63 - 1
 # A row id in a URL: out of the 64-bit range it is a 422, not a database error (a 500).
 RowId = Annotated[int, Path(ge=1, le=MAX_ROW_ID)]
+# A paging cursor (a row id to page before or after) in a query string, bounded the same way.
+CursorId = Annotated[int, Query(ge=0, le=MAX_ROW_ID)]

@@ -111,3 +111,13 @@ async def test_bad_inbound_email_is_refused(
     bad = await client.post("/c/email", content=b"Subject: no sender\r\n\r\nhi", auth=(web_key, ""))
     assert bad.status_code == 400 and bad.json()["error"]["code"] == "invalid_email"
     assert await row_counts(db) == before
+
+
+async def test_paging_cursors_out_of_range_are_refused(
+    client: httpx.AsyncClient, agent: dict[str, str]
+) -> None:
+    huge = 2**70
+    listing = await client.get(f"/api/conversations?before={huge}&queue=support", headers=agent)
+    assert listing.status_code == 422, listing.text
+    messages = await client.get(f"/api/conversations/1/messages?after={huge}", headers=agent)
+    assert messages.status_code == 422, messages.text

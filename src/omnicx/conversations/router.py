@@ -36,7 +36,7 @@ from omnicx.conversations.schemas import (
     ResolveRequest,
     StaffMessageCreate,
 )
-from omnicx.db import Database, Db, RowId, utcnow
+from omnicx.db import CursorId, Database, Db, RowId, utcnow
 from omnicx.errors import ApiError
 from omnicx.hooks import AppHooks
 from omnicx.profiles.router import find_profile
@@ -70,7 +70,7 @@ async def list_conversations(
     queue: Annotated[str | None, Query(max_length=100)] = None,
     assignee: Annotated[str | None, Query(max_length=200)] = None,
     store: Annotated[str | None, Query(max_length=100)] = None,
-    before: int | None = None,
+    before: CursorId | None = None,
     limit: Annotated[int, Query(ge=1, le=200)] = 50,
 ) -> ConversationPage:
     """Conversations, newest activity first; filter by status (comma list), queue, assignee,
@@ -127,7 +127,7 @@ async def list_messages(
     db: Db,
     staff: Desk,
     conversation_id: RowId,
-    after: Annotated[int, Query(ge=0)] = 0,
+    after: CursorId = 0,
     limit: Annotated[int, Query(ge=1, le=1000)] = 500,
 ) -> MessagePage:
     """The thread, oldest first, internal notes included."""

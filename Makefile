@@ -37,8 +37,10 @@ chromium:
 	@test -x /usr/bin/chromium || (apt-get update -qq && apt-get install -y -qq chromium) \
 		|| echo "chromium could not be installed: the browser tests will be skipped"
 
+# Two test processes: most tests wait on databases, servers and subprocesses, and the slowest
+# (the SIGKILL and scale-out tests) run beside the rest; worksteal evens out the tail.
 pytest: $(VENV)/.dev chromium
-	$(BIN)/pytest
+	$(BIN)/pytest -n 2 --dist worksteal
 
 test: lint typecheck pytest
 

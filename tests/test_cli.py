@@ -1,4 +1,5 @@
-"""The CLI against a real database: keys printed alone on the last line, and usable."""
+"""The CLI against a real database: keys printed alone on the last line, and usable (this one
+through ``python -m omnicx.cli`` in a process of its own, the entry point users run)."""
 
 from __future__ import annotations
 
@@ -9,6 +10,7 @@ import sys
 import httpx
 
 from omnicx.db import Database
+from tests.cli import omnicx as in_process
 
 
 def omnicx(database_url: str, *args: str) -> subprocess.CompletedProcess[str]:
@@ -46,8 +48,10 @@ async def test_source_and_token_create_print_usable_secrets(
 
 
 async def test_bad_cli_input_is_refused(database_url: str, db: Database) -> None:
-    assert omnicx(database_url, "token", "create", "x", "--role", "janitor").returncode != 0
-    refused = omnicx(database_url, "token", "create", "x", "--role", "store_associate")
-    assert refused.returncode != 0
+    bad_role = await in_process(database_url, "token", "create", "x", "--role", "janitor")
+    assert bad_role.exit_code != 0
+    refused = await in_process(database_url, "token", "create", "x", "--role", "store_associate")
+    assert refused.exit_code != 0
     assert "--store" in refused.stderr
-    assert omnicx(database_url, "source", "create", "x", "--kind", "fax").returncode != 0
+    bad_kind = await in_process(database_url, "source", "create", "x", "--kind", "fax")
+    assert bad_kind.exit_code != 0

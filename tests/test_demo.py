@@ -2,40 +2,21 @@
 
 from __future__ import annotations
 
-import os
 import re
-import subprocess
-import sys
 
 import httpx
 
 from omnicx.auth.service import Role
 from omnicx.db import Database
+from tests.cli import invoke, omnicx
 from tests.conftest import new_token
-
-
-def omnicx(database_url: str, *args: str) -> subprocess.CompletedProcess[str]:
-    env = {
-        **os.environ,
-        "OMNICX_DATABASE_URL": database_url,
-        "OMNICX_SECRET_KEY": "demo-test",
-        "OMNICX_ENV": "test",
-    }
-    return subprocess.run(
-        [sys.executable, "-m", "omnicx.cli", "demo", *args],
-        env=env,
-        text=True,
-        capture_output=True,
-        timeout=300,
-        check=False,
-    )
 
 
 async def test_demo_seeds_the_brand_and_plays_the_story(
     db: Database, database_url: str, client: httpx.AsyncClient
 ) -> None:
-    made = omnicx(database_url, "--customers", "30", "--if-empty")
-    assert made.returncode == 0, made.stderr
+    made = await omnicx(database_url, "demo", "--customers", "30", "--if-empty")
+    assert made.exit_code == 0, made.stderr
     out = made.stderr
     for login in ("admin@demo.omnicx", "store@demo.omnicx", "demo-password", "/console"):
         assert login in out
@@ -65,24 +46,12 @@ async def test_demo_seeds_the_brand_and_plays_the_story(
     clv = (await client.get("/api/analytics/clv", headers=headers)).json()
     assert clv["last_run"]["customers"] > 0
 
-    again = omnicx(database_url, "--customers", "30", "--if-empty")
-    assert again.returncode == 0 and "nothing to do" in again.stderr
+    again = await omnicx(database_url, "demo", "--customers", "30", "--if-empty")
+    assert again.exit_code == 0 and "nothing to do" in again.stderr
     assert (await client.get("/api/stores", headers=headers)).json() == stores
 
 
 def test_demo_refuses_production(database_url: str) -> None:
-    env = {
-        **os.environ,
-        "OMNICX_DATABASE_URL": database_url,
-        "OMNICX_SECRET_KEY": "a-real-production-secret",
-        "OMNICX_ENV": "production",
-    }
-    refused = subprocess.run(
-        [sys.executable, "-m", "omnicx.cli", "demo", "--customers", "10"],
-        env=env,
-        text=True,
-        capture_output=True,
-        timeout=120,
-        check=False,
-    )
-    assert refused.returncode == 1 and "production" in refused.stderr
+    production = {"OMNICX_ENV": "production", "OMNICX_SECRET_KEY": "a-real-production-secret"}
+    refused = invoke(database_url, "demo", "--customers", "10", env=production)
+    assert refused.exit_code == 1 and "production" in refused.stderr

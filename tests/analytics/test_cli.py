@@ -5,9 +5,6 @@ from __future__ import annotations
 
 import csv
 import json
-import os
-import subprocess
-import sys
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
 
@@ -19,6 +16,7 @@ from omnicx.cli import app
 from omnicx.db import Database
 from tests.analytics.cdnow import transactions
 from tests.analytics.factories import add_orders
+from tests.cli import omnicx
 
 runner = CliRunner()
 
@@ -103,16 +101,8 @@ async def test_refresh_command_writes_traits_and_schedules_the_next(
     day = datetime(2024, 1, 10, tzinfo=UTC)
     await add_orders(db, [("p1", day, 10.0), ("p1", day + timedelta(days=5), 20.0)])
     await add_orders(db, [("p2", day, 15.0)])
-    env = {**os.environ, "OMNICX_DATABASE_URL": database_url, "OMNICX_SECRET_KEY": "cli-test"}
-    done = subprocess.run(
-        [sys.executable, "-m", "omnicx.cli", "analytics", "refresh"],
-        env=env,
-        text=True,
-        capture_output=True,
-        timeout=120,
-        check=False,
-    )
-    assert done.returncode == 0, done.stderr
+    done = await omnicx(database_url, "analytics", "refresh")
+    assert done.exit_code == 0, done.output
     report = json.loads(done.stdout.strip().splitlines()[-1])
     assert report["customers"] == 2 and report["repeat_customers"] == 1
     async with db.session() as session:

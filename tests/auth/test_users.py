@@ -2,10 +2,6 @@
 
 from __future__ import annotations
 
-import os
-import subprocess
-import sys
-
 import httpx
 import pytest
 from sqlalchemy import select
@@ -15,6 +11,7 @@ from omnicx.auth import users
 from omnicx.auth.models import User
 from omnicx.auth.service import Role, create_token
 from omnicx.db import Database
+from tests.cli import omnicx
 
 
 async def _make(db: Database, email: str, role: Role, store: str | None = None) -> int:
@@ -101,23 +98,10 @@ async def test_deleted_user_cannot_log_in_and_its_tokens_get_401(
         )
 
 
-def _omnicx(database_url: str, *args: str, stdin: str = "") -> subprocess.CompletedProcess[str]:
-    env = {**os.environ, "OMNICX_DATABASE_URL": database_url, "OMNICX_SECRET_KEY": "cli-test"}
-    return subprocess.run(
-        [sys.executable, "-m", "omnicx.cli", *args],
-        env=env,
-        input=stdin,
-        text=True,
-        capture_output=True,
-        timeout=60,
-        check=False,
-    )
-
-
 async def test_user_cli_create_token_delete(
     db: Database, database_url: str, client: httpx.AsyncClient
 ) -> None:
-    made = _omnicx(
+    made = await omnicx(
         database_url,
         "user",
         "create",
@@ -125,16 +109,18 @@ async def test_user_cli_create_token_delete(
         "--role",
         "analyst",
         "--password-stdin",
-        stdin="a long password\n",
+        input="a long password\n",
     )
-    assert made.returncode == 0, made.stderr
+    assert made.exit_code == 0, made.stderr
     async with db.session() as session:
         assert await users.authenticate(
             session, email="lea@example.com", password="a long password"
         )
-    refused = _omnicx(database_url, "user", "create", "x@example.com", "--role", "store_associate")
-    assert refused.returncode != 0 and "--store" in refused.stderr
-    again = _omnicx(
+    refused = await omnicx(
+        database_url, "user", "create", "x@example.com", "--role", "store_associate"
+    )
+    assert refused.exit_code != 0 and "--store" in refused.stderr
+    again = await omnicx(
         database_url,
         "user",
         "create",
@@ -142,13 +128,13 @@ async def test_user_cli_create_token_delete(
         "--role",
         "admin",
         "--password-stdin",
-        stdin="another password\n",
+        input="another password\n",
     )
-    assert again.returncode == 1 and "already exists" in again.stderr
+    assert again.exit_code == 1 and "already exists" in again.stderr
 
-    made = _omnicx(database_url, "user", "token", "lea@example.com")
-    assert made.returncode == 0, made.stderr
+    made = await omnicx(database_url, "user", "token", "lea@example.com")
+    assert made.exit_code == 0, made.stderr
     headers = {"Authorization": f"Bearer {made.stdout.strip().splitlines()[-1]}"}
     assert (await client.get("/api/analytics/clv", headers=headers)).status_code == 200
-    assert _omnicx(database_url, "user", "delete", "lea@example.com").returncode == 0
+    assert (await omnicx(database_url, "user", "delete", "lea@example.com")).exit_code == 0
     assert (await client.get("/api/analytics/clv", headers=headers)).status_code == 401

@@ -3,9 +3,6 @@
 from __future__ import annotations
 
 import asyncio
-import os
-import subprocess
-import sys
 from datetime import timedelta
 from pathlib import Path
 from typing import Any
@@ -15,6 +12,7 @@ from sqlalchemy import func, select
 
 from omnicx.commerce.models import Cart, Order, WishlistItem
 from omnicx.db import Database, utcnow
+from tests.cli import omnicx
 from tests.commerce.factories import JACKET, put_store, send_batch, shopper_journey, track
 from tests.conftest import new_write_key
 from tests.helpers import row_counts
@@ -110,18 +108,6 @@ S-2,2026-03-01T09:30:00,,nils@example.com,EUR,web,,,WOOL-BN,25,1
 )
 
 
-def _omnicx(database_url: str, *args: str) -> subprocess.CompletedProcess[str]:
-    env = {**os.environ, "OMNICX_DATABASE_URL": database_url, "OMNICX_SECRET_KEY": "test"}
-    return subprocess.run(
-        [sys.executable, "-m", "omnicx.cli", *args],
-        env=env,
-        text=True,
-        capture_output=True,
-        timeout=120,
-        check=False,
-    )
-
-
 async def test_csv_imports_are_idempotent(
     client: httpx.AsyncClient,
     admin_headers: dict[str, str],
@@ -132,15 +118,15 @@ async def test_csv_imports_are_idempotent(
     products, orders = tmp_path / "products.csv", tmp_path / "orders.csv"
     products.write_text(PRODUCTS)
     orders.write_text(ORDERS)
-    first = _omnicx(database_url, "import", "products", str(products))
-    assert first.returncode == 1  # the bad row is reported, the rest stored
+    first = await omnicx(database_url, "import", "products", str(products))
+    assert first.exit_code == 1  # the bad row is reported, the rest stored
     assert "line 4" in first.stderr and "2 stored" in first.stderr
-    assert _omnicx(database_url, "import", "orders", str(orders)).returncode == 0
+    assert (await omnicx(database_url, "import", "orders", str(orders))).exit_code == 0
     counts = await row_counts(db)
     state = await _state(client, admin_headers, "user_id:ulla")
-    assert _omnicx(database_url, "import", "products", str(products)).returncode == 1
-    rerun = _omnicx(database_url, "import", "orders", str(orders))
-    assert rerun.returncode == 0 and "2 already there" in rerun.stderr
+    assert (await omnicx(database_url, "import", "products", str(products))).exit_code == 1
+    rerun = await omnicx(database_url, "import", "orders", str(orders))
+    assert rerun.exit_code == 0 and "2 already there" in rerun.stderr
     assert await row_counts(db) == counts
     assert await _state(client, admin_headers, "user_id:ulla") == state
 

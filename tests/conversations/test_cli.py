@@ -3,32 +3,13 @@ conversations by round robin, the list shows them; a bad file is refused."""
 
 from __future__ import annotations
 
-import asyncio
 from pathlib import Path
 
 import httpx
-from typer.testing import CliRunner, Result
 
-from omnicx.cli import app as cli_app
 from omnicx.db import Database
-from omnicx.settings import get_settings
-from tests.conftest import SECRET
+from tests.cli import omnicx
 from tests.conversations.conftest import widget
-
-
-def _invoke(database_url: str, *args: str) -> Result:
-    get_settings.cache_clear()  # the command reads the settings of this database
-    try:
-        env = {"OMNICX_DATABASE_URL": database_url, "OMNICX_SECRET_KEY": SECRET}
-        return CliRunner().invoke(cli_app, list(args), env=env)
-    finally:
-        get_settings.cache_clear()
-
-
-async def omnicx(database_url: str, *args: str) -> Result:
-    """The CLI in this process (a subprocess per command costs seconds of imports), on a
-    thread of its own since each command runs its own event loop."""
-    return await asyncio.to_thread(_invoke, database_url, *args)
 
 
 async def test_faq_import_agents_and_list(

@@ -7,16 +7,16 @@ from __future__ import annotations
 from pathlib import Path
 
 from omnicx.db import Database
+from tests.cli import omnicx
 from tests.helpers import row_counts
-from tests.test_cli import omnicx
 
 
 async def test_load_list_publish_and_stats(database_url: str, db: Database, tmp_path: Path) -> None:
-    loaded = omnicx(database_url, "journeys", "load")
-    assert loaded.returncode == 0, loaded.stderr
+    loaded = await omnicx(database_url, "journeys", "load")
+    assert loaded.exit_code == 0, loaded.stderr
     assert "abandoned-cart: draft saved; templates created: abandoned-cart-offer" in loaded.stdout
-    listed = omnicx(database_url, "journeys", "list")
-    assert listed.returncode == 0, listed.stderr
+    listed = await omnicx(database_url, "journeys", "list")
+    assert listed.exit_code == 0, listed.stderr
     for journey in ("abandoned-cart", "click-and-collect", "post-purchase-csat", "win-back"):
         assert journey in listed.stdout
     assert listed.stdout.count("draft") == 4
@@ -24,23 +24,23 @@ async def test_load_list_publish_and_stats(database_url: str, db: Database, tmp_
     # Win-back enters from the lapsed-customers segment: publishing refuses until it exists,
     # and the refusal publishes nothing.
     before = await row_counts(db)
-    refused = omnicx(database_url, "journeys", "load", "--publish")
-    assert refused.returncode == 1
+    refused = await omnicx(database_url, "journeys", "load", "--publish")
+    assert refused.exit_code == 1
     assert "unknown_segment" in refused.stderr and "lapsed-customers" in refused.stderr
-    assert omnicx(database_url, "journeys", "stats", "nothing").returncode == 1
+    assert (await omnicx(database_url, "journeys", "stats", "nothing")).exit_code == 1
     assert await row_counts(db) == before
-    assert omnicx(database_url, "segments", "load").returncode == 0
-    published = omnicx(database_url, "journeys", "load", "--publish")
-    assert published.returncode == 0, published.stderr
+    assert (await omnicx(database_url, "segments", "load")).exit_code == 0
+    published = await omnicx(database_url, "journeys", "load", "--publish")
+    assert published.exit_code == 0, published.stderr
     assert published.stdout.count("published v1") == 4
-    again = omnicx(database_url, "journeys", "load", "--publish")
-    assert again.returncode == 0 and "published" not in again.stdout
-    stats = omnicx(database_url, "journeys", "stats", "win-back")
-    assert stats.returncode == 0, stats.stderr
+    again = await omnicx(database_url, "journeys", "load", "--publish")
+    assert again.exit_code == 0 and "published" not in again.stdout
+    stats = await omnicx(database_url, "journeys", "stats", "win-back")
+    assert stats.exit_code == 0, stats.stderr
     assert "win-back: 0 entered" in stats.stdout
 
     bad = tmp_path / "bad.yaml"
     bad.write_text("id: bad\nname: Bad\ndefinition:\n  entry: {event: X}\n  nodes: []\n")
-    refused = omnicx(database_url, "journeys", "load", str(bad))
-    assert refused.returncode == 1
+    refused = await omnicx(database_url, "journeys", "load", str(bad))
+    assert refused.exit_code == 1
     assert "bad.yaml: nodes: needs a non-empty list" in " ".join(refused.stderr.split())

@@ -5,12 +5,9 @@ target are checked."""
 from __future__ import annotations
 
 import asyncio
-import subprocess
-import sys
 import uuid
 from collections.abc import AsyncIterator
 from pathlib import Path
-from typing import Any
 
 import httpx
 import orjson
@@ -24,6 +21,7 @@ from omnicx.db import Database
 from omnicx.models import Base
 from omnicx.ops import transfer
 from omnicx.settings import Settings
+from tests.cli import invoke
 from tests.conftest import SECRET, _pg_exec, _pg_url_for, new_token, new_write_key
 from tests.helpers import send_ok
 
@@ -142,31 +140,14 @@ async def test_a_different_schema_version_is_refused(tmp_path: Path) -> None:
 
 
 def test_cli_export_and_import(tmp_path: Path) -> None:
-    def run(url: str, *args: str) -> subprocess.CompletedProcess[str]:
-        env: dict[str, Any] = {
-            "OMNICX_DATABASE_URL": url,
-            "OMNICX_SECRET_KEY": SECRET,
-            "PATH": "/usr/bin:/bin",
-        }
-        import os
-
-        env.update({k: v for k, v in os.environ.items() if k in ("PYTHONPATH", "HOME")})
-        return subprocess.run(
-            [sys.executable, "-m", "omnicx.cli", *args],
-            env=env,
-            cwd=tmp_path,
-            capture_output=True,
-            text=True,
-            timeout=300,
-        )
-
     first, second = f"sqlite:///{tmp_path / 'one.db'}", f"sqlite:///{tmp_path / 'two.db'}"
+    dump = tmp_path / "dump.tar.gz"
     for url in (first, second):
-        assert run(url, "db", "upgrade").returncode == 0
-    assert run(first, "source", "create", "web").returncode == 0
-    exported = run(first, "export", "dump.tar.gz")
-    assert exported.returncode == 0, exported.stderr
-    imported = run(second, "import", "installation", "dump.tar.gz")
-    assert imported.returncode == 0, imported.stderr
-    again = run(second, "import", "installation", "dump.tar.gz")
-    assert again.returncode == 1 and "not empty" in again.stderr
+        assert invoke(url, "db", "upgrade").exit_code == 0
+    assert invoke(first, "source", "create", "web").exit_code == 0
+    exported = invoke(first, "export", dump)
+    assert exported.exit_code == 0, exported.output
+    imported = invoke(second, "import", "installation", dump)
+    assert imported.exit_code == 0, imported.output
+    again = invoke(second, "import", "installation", dump)
+    assert again.exit_code == 1 and "not empty" in again.stderr

@@ -22,7 +22,7 @@ from typing import Annotated, Any, TypeVar
 
 import orjson
 from fastapi import Depends, Path, Query, Request
-from sqlalchemy import JSON, BigInteger, DateTime, Dialect, Integer, MetaData, event
+from sqlalchemy import JSON, BigInteger, DateTime, Dialect, Integer, MetaData, Table, event
 from sqlalchemy.dialects import postgresql, sqlite
 from sqlalchemy.dialects.postgresql import JSONB
 from sqlalchemy.exc import DBAPIError, OperationalError
@@ -72,8 +72,10 @@ class UTCDateTime(TypeDecorator[datetime]):
         return value.replace(tzinfo=UTC) if value.tzinfo is None else value.astimezone(UTC)
 
 
-def dialect_insert(session: AsyncSession, model: type[Base]) -> Any:
-    """``INSERT`` with ``ON CONFLICT`` support for the session's database."""
+def dialect_insert(session: AsyncSession, model: type[Base] | Table) -> Any:
+    """``INSERT`` with ``ON CONFLICT`` support for the session's database (of a model, or of
+    its Core table: a list of rows then goes as one executemany, which SQLAlchemy batches into
+    multi-row statements, without the ORM's per-row bookkeeping)."""
     name = session.get_bind().dialect.name
     return (postgresql.insert if name == "postgresql" else sqlite.insert)(model)
 

@@ -15,6 +15,8 @@ lost between the two, and a resent event (deduplicated) reacts once.
 - ``timers``: handlers for durable timers of a kind (see :mod:`omnicx.timers`).
 - ``jobs``: work the background worker polls for besides timers (a queue of its own); each
   returns how many items it handled, so an idle worker can sleep.
+- ``pumped``: timer kinds a job claims and runs in batches itself; the worker's ``run_due``
+  leaves them to it (``run_due`` called directly, as tests do, still runs them).
 """
 
 from __future__ import annotations
@@ -65,6 +67,7 @@ class Hooks:
     on_change: list[ChangeHook] = field(default_factory=list)
     timers: dict[str, TimerHandler] = field(default_factory=dict)
     jobs: list[Job] = field(default_factory=list)
+    pumped: set[str] = field(default_factory=set)
 
     def timer(self, kind: str, handler: TimerHandler) -> None:
         if kind in self.timers:

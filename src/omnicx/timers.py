@@ -12,6 +12,7 @@ parked (``due_at`` NULL) after ``MAX_ATTEMPTS``.
 
 from __future__ import annotations
 
+from collections.abc import Collection
 from datetime import datetime, timedelta
 from typing import Any
 
@@ -66,17 +67,25 @@ async def pending(session: AsyncSession, *, key: str) -> Timer | None:
     return (await session.execute(select(Timer).where(Timer.key == key))).scalar_one_or_none()
 
 
-async def run_due(db: Database, hooks: Hooks, *, now: datetime, limit: int = 200) -> int:
-    """Run up to ``limit`` timers due at ``now``; returns how many ran (or failed)."""
+async def run_due(
+    db: Database,
+    hooks: Hooks,
+    *,
+    now: datetime,
+    limit: int = 200,
+    kinds: Collection[str] | None = None,
+    exclude: Collection[str] = (),
+) -> int:
+    """Run up to ``limit`` timers due at ``now`` (of ``kinds`` if given, but not of
+    ``exclude``); returns how many ran (or failed)."""
 
     async def work(session: AsyncSession) -> int:
-        stmt = (
-            select(Timer)
-            .where(Timer.due_at <= now)
-            .order_by(Timer.due_at, Timer.id)
-            .limit(limit)
-            .with_for_update(skip_locked=True)
-        )
+        stmt = select(Timer).where(Timer.due_at <= now)
+        if kinds is not None:
+            stmt = stmt.where(Timer.kind.in_(sorted(kinds)))
+        if exclude:
+            stmt = stmt.where(Timer.kind.not_in(sorted(exclude)))
+        stmt = stmt.order_by(Timer.due_at, Timer.id).limit(limit).with_for_update(skip_locked=True)
         timers = list((await session.execute(stmt)).scalars())
         for timer in timers:
             await _run_one(session, hooks, timer, now)

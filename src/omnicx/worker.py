@@ -33,8 +33,9 @@ async def run(db: Database, hooks: Hooks, stop: asyncio.Event) -> None:
 
 
 async def run_once(db: Database, hooks: Hooks) -> int:
-    """One pass: due timers, then each job; how many items were handled."""
-    ran = await timers.run_due(db, hooks, now=utcnow())
+    """One pass: due timers (but those a job pumps), then each job; how many items were
+    handled."""
+    ran = await timers.run_due(db, hooks, now=utcnow(), exclude=hooks.pumped)
     for job in hooks.jobs:
         ran += await job(db, hooks, utcnow())
     return ran

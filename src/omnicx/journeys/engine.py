@@ -15,9 +15,11 @@ reaches them, find them done. If the batch fails, it is rolled back to its savep
 transaction goes on one timer at a time (each in ``run_due``'s own savepoint, so one bad timer
 is retried with backoff and blocks no other).
 
-**The pump.** ``omnicx worker`` also runs :meth:`Engine.pump` as a job: it claims due journey
-timers itself, a batch per transaction, so a backlog goes through without ``run_due``'s
-per-timer savepoint and delete; ``run_due`` still handles any journey timer it reaches first.
+**The pump.** ``omnicx worker`` runs :meth:`Engine.pump` as a job: it claims due journey
+timers itself, a batch per transaction, without ``run_due``'s per-timer savepoint and delete
+(the worker's ``run_due`` leaves the journey kinds to it, ``Hooks.pumped``). A batch that fails
+is handed to ``run_due`` for these kinds, which goes one timer at a time; ``run_due`` called
+directly (tests with a controlled clock) runs journey timers through :meth:`Engine.handle`.
 
 **Exactly once.** A run is locked (``FOR UPDATE``) while it advances, and a wake-up carries the
 ``visit`` it was set for: a run that moved on ignores it. Entries are serialised per journey
@@ -42,7 +44,7 @@ from typing import Any, cast
 from sqlalchemy import Row, Select, Table, bindparam, delete, select, text, update
 from sqlalchemy.ext.asyncio import AsyncSession
 
-from omnicx import metrics
+from omnicx import metrics, timers
 from omnicx.db import Database, dialect_insert
 from omnicx.hooks import Hooks
 from omnicx.journeys.catalog import Definitions
@@ -90,13 +92,14 @@ class Engine:
             self.hooks.timer(kind, self.handle)
         self.hooks.timer(SWEEP, Sweeper(self.settings, self.definitions))
         self.hooks.jobs.append(self.pump)
+        self.hooks.pumped.update(KINDS)
 
     async def pump(self, db: Database, hooks: Hooks, now: datetime) -> int:
         """Worker job: due journey timers in batches, each batch one transaction, for up to
         ``PUMP_SECONDS``; how many were handled.
 
         The same work as :meth:`handle`, without ``run_due``'s savepoint and delete per timer
-        (a batch's timers are removed in one statement). A batch that fails is left to
+        (a batch's timers are removed in one statement). A batch that fails is handed to
         ``run_due``, which goes one timer at a time with its retries and backoff."""
         del hooks  # the engine's own
         total, started = 0, time.monotonic()
@@ -113,12 +116,17 @@ class Engine:
                     async with session.begin_nested():
                         await self.process(session, rows, now)
                 except Exception:
-                    log.exception("journey batch of %d failed; left to run_due", len(rows))
+                    log.exception("journey batch of %d failed; one by one", len(rows))
                     return -1
                 return len(rows)
 
             ran = await db.transaction(work)
-            if ran <= 0:
+            if ran < 0:
+                kinds, limit = KINDS, self.batch_size
+                return total + await timers.run_due(
+                    db, self.hooks, now=now, kinds=kinds, limit=limit
+                )
+            if ran == 0:
                 break
             total += ran
         return total
@@ -448,14 +456,14 @@ class Engine:
     async def _write(self, session: AsyncSession, batch: Batch, timer_ids: list[int]) -> None:
         # Core tables, not the ORM: run_due holds Timer objects of this transaction, which an
         # ORM bulk statement would try to synchronise.
-        steps, timers = cast(Table, JourneyStep.__table__), cast(Table, Timer.__table__)
+        steps, timer_table = cast(Table, JourneyStep.__table__), cast(Table, Timer.__table__)
+        add_step = (
+            dialect_insert(session, steps)
+            .on_conflict_do_nothing(index_elements=["run_id", "node", "visit"])
+            .returning(steps.c.id)
+        )
         for part in chunks(list(batch.steps.values())):
-            result = await session.execute(
-                dialect_insert(session, JourneyStep)
-                .values(part)
-                .on_conflict_do_nothing(index_elements=["run_id", "node", "visit"])
-            )
-            if result.rowcount != len(part):  # type: ignore[attr-defined]
+            if len((await session.execute(add_step, part)).all()) != len(part):
                 raise StepConflict("a step of this batch was recorded already")
         if batch.resolved:
             await session.execute(
@@ -465,22 +473,24 @@ class Engine:
                 batch.resolved,
             )
         await session.flush()
-        await session.execute(delete(timers).where(timers.c.id.in_(timer_ids)))
+        await session.execute(delete(timer_table).where(timer_table.c.id.in_(timer_ids)))
         if batch.cancels:
-            await session.execute(delete(timers).where(timers.c.key.in_(sorted(batch.cancels))))
-        for part in chunks(list(batch.schedules.values())):
-            stmt = dialect_insert(session, Timer).values(part)
-            stmt = stmt.on_conflict_do_update(
+            await session.execute(
+                delete(timer_table).where(timer_table.c.key.in_(sorted(batch.cancels)))
+            )
+        if batch.schedules:
+            upsert = dialect_insert(session, timer_table)
+            upsert = upsert.on_conflict_do_update(
                 index_elements=["key"],
                 set_={
-                    "kind": stmt.excluded.kind,
-                    "due_at": stmt.excluded.due_at,
-                    "payload": stmt.excluded.payload,
+                    "kind": upsert.excluded.kind,
+                    "due_at": upsert.excluded.due_at,
+                    "payload": upsert.excluded.payload,
                     "attempts": 0,
                     "last_error": None,
                 },
             )
-            await session.execute(stmt)
+            await session.execute(upsert, list(batch.schedules.values()))
         await record_internal_many(session, batch.events, hooks=self.hooks)
 
 

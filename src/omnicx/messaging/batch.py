@@ -19,9 +19,9 @@ from __future__ import annotations
 import uuid
 from collections.abc import Mapping, Sequence
 from datetime import datetime, timedelta
-from typing import Any
+from typing import Any, cast
 
-from sqlalchemy import func, or_, select
+from sqlalchemy import Table, func, or_, select
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from omnicx.db import dialect_insert
@@ -157,13 +157,14 @@ async def _accept(
             }
         )
     inserted: dict[str, int] = {}
+    table = cast(Table, Message.__table__)
     stmt = (
-        dialect_insert(session, Message)
+        dialect_insert(session, table)
         .on_conflict_do_nothing(index_elements=["idempotency_key"])
-        .returning(Message.id, Message.idempotency_key)
+        .returning(table.c.id, table.c.idempotency_key)
     )
     for part in chunks(rows, 500):
-        for row in (await session.execute(stmt.values(list(part)))).all():
+        for row in (await session.execute(stmt, list(part))).all():
             inserted[row.idempotency_key] = row.id
     messages = {
         m.idempotency_key: m

@@ -18,7 +18,8 @@ For the chosen backend the benchmark
 4. baseline: the same number of sockets on a bare Starlette app under the same uvicorn whose
    ``POST /send`` hands the body to every socket (no authentication, no database, no broker):
    what WebSocket fan-out itself costs on this machine;
-5. prints p50 / p90 / p99 / max of each and their ratio; the target is p99 ≤ 100 ms.
+5. prints p50 / p90 / p99 / max of each and their ratio (the target is p99 ≤ 100 ms), and
+   each one's POST response times (the write path apart from the fan-out).
 
 The sockets are held by ``--procs`` client processes (default 4) so that reading a thousand
 sockets in one Python process does not become the figure; send and arrival times come from
@@ -175,9 +176,10 @@ class Figures:
     name: str
     latencies: list[float]
     expected: int
+    posts: list[float]  # each POST's response time: the write path, without the fan-out
 
-    def pct(self, q: float) -> float:
-        ordered = sorted(self.latencies)
+    def pct(self, q: float, of: list[float] | None = None) -> float:
+        ordered = sorted(self.latencies if of is None else of)
         return ordered[min(len(ordered) - 1, int(q * len(ordered)))] * 1000
 
     def line(self) -> str:
@@ -186,7 +188,9 @@ class Figures:
         return (
             f"{self.name:<28} deliveries {len(self.latencies):>6}/{self.expected:<6} "
             f"p50 {self.pct(0.50):7.1f} ms  p90 {self.pct(0.90):7.1f} ms  "
-            f"p99 {self.pct(0.99):7.1f} ms  max {max(self.latencies) * 1000:7.1f} ms"
+            f"p99 {self.pct(0.99):7.1f} ms  max {max(self.latencies) * 1000:7.1f} ms\n"
+            f"{'':<28} POST response p50 {self.pct(0.5, self.posts):7.1f} ms  "
+            f"max {max(self.posts) * 1000:7.1f} ms"
         )
 
 
@@ -263,11 +267,13 @@ async def fan_out(
     assert connected == args.clients
     await asyncio.sleep(1.0)
     sent_at: dict[str, float] = {}
+    posts: list[float] = []
     for i in range(args.messages):
         body = f"bench message {i} {uuid.uuid4().hex[:8]}"
         sent_at[body] = time.monotonic()
         payload = {"body": body, "internal": True} if headers else {"body": body}
         response = await send.post(send_path, json=payload, headers=headers)
+        posts.append(time.monotonic() - sent_at[body])
         assert response.status_code in (201, 204), response.text
         await asyncio.sleep(args.interval)
     latencies: list[float] = []
@@ -277,7 +283,7 @@ async def fan_out(
                 latencies.append(arrived - sent_at[body])
     for proc in procs:
         proc.join(30)
-    return Figures(name, latencies, args.messages * args.clients)
+    return Figures(name, latencies, args.messages * args.clients, posts)
 
 
 async def prepare(url: str) -> tuple[str, str]:

@@ -8,7 +8,7 @@ from contextlib import asynccontextmanager
 
 from fastapi import FastAPI
 
-from omnicx import __version__, analytics, commerce, console, ops, segments, worker
+from omnicx import __version__, analytics, commerce, console, heap, ops, segments, worker
 from omnicx.analytics.router import router as analytics_router
 from omnicx.commerce.router import router as commerce_router
 from omnicx.conversations import register as register_conversations
@@ -66,6 +66,7 @@ def create_app(settings: Settings | None = None, *, database: Database | None = 
 
     @asynccontextmanager
     async def lifespan(_app: FastAPI) -> AsyncIterator[None]:
+        heap.settle()
         stop = asyncio.Event()
         task = (
             asyncio.create_task(worker.run(db, hooks, stop)) if settings.embedded_worker else None

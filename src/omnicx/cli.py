@@ -93,7 +93,7 @@ def run_worker() -> None:
     """Run the background worker (due timers) until interrupted; run as many as you like."""
     import signal
 
-    from omnicx import worker
+    from omnicx import heap, worker
     from omnicx.app import build_hooks
     from omnicx.ops import logs
 
@@ -110,8 +110,10 @@ def run_worker() -> None:
         loop = asyncio.get_running_loop()
         for sig in (signal.SIGINT, signal.SIGTERM):
             loop.add_signal_handler(sig, stop.set)
+        hooks = build_hooks(settings)
+        heap.settle()
         try:
-            await worker.run(db, build_hooks(settings), stop)
+            await worker.run(db, hooks, stop)
         finally:
             await db.dispose()
 

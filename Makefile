@@ -4,7 +4,8 @@ VENV := .venv
 BIN := $(VENV)/bin
 PIP := $(BIN)/pip install --quiet --constraint constraints.txt
 # uv installs the pinned set in seconds where pip takes most of a minute; pip is the fallback.
-INSTALL := $(BIN)/uv pip install --quiet --python $(BIN)/python --constraint constraints.txt
+INSTALL := $(BIN)/uv pip install --quiet --compile-bytecode --python $(BIN)/python \
+	--constraint constraints.txt
 
 .PHONY: run test lint typecheck pytest bench clean chromium
 

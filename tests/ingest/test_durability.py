@@ -34,7 +34,7 @@ USERS = 40
 ANONYMOUS = 160  # visitors; anonymous id k always logs in as user k % USERS
 RESEND_RATE = 0.15
 RETRY_DELAY = 0.02
-DEADLINE = 60.0
+DEADLINE = 300.0  # bounds a broken run (a restart that never answers); nothing asserts on time
 
 
 @dataclass

@@ -50,6 +50,39 @@ async def test_time_window_expires_without_new_events(
     assert exited["properties"]["segment_id"] == "recent-viewers"
 
 
+async def test_an_edge_reached_exactly_now_is_still_ahead(
+    client: httpx.AsyncClient,
+    write_key: str,
+    admin_headers: dict[str, str],
+    app: FastAPI,
+    db: Database,
+) -> None:
+    """An order exactly a day old is not yet "more than a day ago": evaluated on the edge, the
+    customer is out, and a moment later, with no new event, in."""
+    hooks = app.state.hooks
+    await define(
+        client,
+        admin_headers,
+        "lapsed",
+        {"commerce": "last_order", "op": "more_than_days_ago", "value": 1},
+    )
+    start = utcnow()
+    await send_ok(
+        client,
+        write_key,
+        "track",
+        userId="lee",
+        event="Order Completed",
+        properties={"order_id": "o-1", "total": 10},
+        timestamp=(start - timedelta(days=1)).isoformat(),
+    )
+    await drain(db, hooks, start)
+    assert await members(client, admin_headers, "lapsed") == set()
+    await drain(db, hooks, start + timedelta(minutes=1))
+    lee = await profile_id(client, admin_headers, "user_id:lee")
+    assert await members(client, admin_headers, "lapsed") == {lee}
+
+
 async def test_cart_abandoner_enters_when_the_hour_passes(
     client: httpx.AsyncClient,
     write_key: str,

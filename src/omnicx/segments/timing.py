@@ -3,8 +3,9 @@
 For each time-relative condition, the moments a qualifying row crosses a window edge: an event
 leaving a ``within`` window, a follow-up window running out (the abandoned-cart shape enters
 then), an order or a date trait crossing its "days ago" line. The earliest future one is when
-the segment is re-evaluated for that profile. It is conservative: a re-evaluation that changes
-nothing costs one query and changes nothing.
+the segment is re-evaluated for that profile, a millisecond past it (the comparisons are strict,
+so the answer flips just after the edge: an edge at exactly "now" is still ahead). It is
+conservative: a re-evaluation that changes nothing costs one query and changes nothing.
 """
 
 from __future__ import annotations
@@ -33,6 +34,9 @@ from omnicx.segments.language import (
 )
 
 SCAN_LIMIT = 1000
+# An answer changes just after a window edge, not on it (an order exactly a day old is not yet
+# "more than a day ago"), so each edge is re-evaluated this moment past it.
+PAST_EDGE = timedelta(milliseconds=1)
 
 
 async def next_change(
@@ -40,7 +44,7 @@ async def next_change(
 ) -> datetime | None:
     found: list[datetime] = []
     await _walk(session, node, profile_id, now, found, {})
-    future = [t for t in found if t > now]
+    future = [t + PAST_EDGE for t in found if t + PAST_EDGE > now]
     return min(future) if future else None
 
 

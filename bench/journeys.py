@@ -45,7 +45,7 @@ import asyncpg
 from sqlalchemy import func, select, text
 from sqlalchemy.ext.asyncio import AsyncSession
 
-from omnicx import migrate, timers, worker
+from omnicx import heap, migrate, timers, worker
 from omnicx.app import build_hooks
 from omnicx.auth.service import SourceKind, create_source
 from omnicx.db import Database, utcnow
@@ -82,6 +82,7 @@ def worker_main(url: str, ready: Any, go: Any, stop: Any) -> None:
             return None
 
         hooks.timer(NOOP, noop)
+        heap.settle()  # as `omnicx worker` does
         await timers.run_due(db, hooks, now=datetime(2000, 1, 1, tzinfo=UTC))  # connect, warm
         ready.put(os.getpid())
         while not go.is_set():

@@ -122,10 +122,10 @@ class Engine:
 
             ran = await db.transaction(work)
             if ran < 0:
-                kinds, limit = KINDS, self.batch_size
-                return total + await timers.run_due(
-                    db, self.hooks, now=now, kinds=kinds, limit=limit
+                one_by_one = await timers.run_due(
+                    db, self.hooks, now=now, kinds=KINDS, limit=self.batch_size
                 )
+                return total + one_by_one
             if ran == 0:
                 break
             total += ran

@@ -204,5 +204,16 @@ Db = Annotated[Database, Depends(get_database)]
 MAX_ROW_ID = 2**63 - 1
 # A row id in a URL: out of the 64-bit range it is a 422, not a database error (a 500).
 RowId = Annotated[int, Path(ge=1, le=MAX_ROW_ID)]
+
+
+def row_id(text: str) -> int | None:
+    """``text`` as a row id, or ``None`` if it is not one: ASCII digits only (``str.isdigit``
+    also takes "³", which ``int`` refuses) and within the 64-bit range."""
+    if len(text) > 19 or not (text.isascii() and text.isdigit()):
+        return None
+    value = int(text)
+    return value if 1 <= value <= MAX_ROW_ID else None
+
+
 # A paging cursor (a row id to page before or after) in a query string, bounded the same way.
 CursorId = Annotated[int, Query(ge=0, le=MAX_ROW_ID)]

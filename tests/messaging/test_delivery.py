@@ -263,3 +263,14 @@ async def test_api_bad_input_changes_nothing(
     assert (await client.get("/api/messages/999999", headers=admin_headers)).status_code == 404
     queued = await send(client, admin_headers, to="user_id:u-1", channel="sms")
     assert queued["status"] == "skipped" and queued["reason"] == "sms: no provider"
+
+
+async def test_digits_that_are_not_ids_are_refused_not_crashed_on(
+    client: httpx.AsyncClient, admin_headers: dict[str, str]
+) -> None:
+    """``str.isdigit`` takes "³" and 20-digit numbers, which are no row ids."""
+    for ref in ("%C2%B3", "9" * 20):
+        found = await client.get(f"/api/templates/{ref}", headers=admin_headers)
+        assert found.status_code == 404, found.text
+        link = await client.get(f"/m/u/{ref}")
+        assert link.status_code < 500, link.text

@@ -39,7 +39,7 @@ _BATCH_DOC: dict[str, Any] = {
 
 async def _read(request: Request, limit: int) -> Any:
     declared = request.headers.get("content-length")
-    if declared and declared.isdigit() and int(declared) > limit:
+    if declared and declared.isascii() and declared.isdigit() and int(declared) > limit:
         raise ApiError(413, "payload_too_large", f"body is larger than {limit} bytes")
     chunks: list[bytes] = []
     size = 0

@@ -20,7 +20,7 @@ from sqlalchemy import select
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from omnicx.commerce import service as commerce
-from omnicx.db import dialect_insert
+from omnicx.db import dialect_insert, row_id
 from omnicx.errors import ApiError
 from omnicx.hooks import Hooks
 from omnicx.messaging import events
@@ -76,8 +76,9 @@ class Known:
 
 async def get_template(session: AsyncSession, ref: str) -> MessageTemplate | None:
     """A template by id (digits) or by name."""
-    if ref.isdigit():
-        return await session.get(MessageTemplate, int(ref))
+    if ref.isdigit():  # an id, never a name
+        template_id = row_id(ref)
+        return None if template_id is None else await session.get(MessageTemplate, template_id)
     return (
         await session.execute(select(MessageTemplate).where(MessageTemplate.name == ref))
     ).scalar_one_or_none()

@@ -21,6 +21,7 @@ import hashlib
 import hmac
 from urllib.parse import quote
 
+from omnicx.db import row_id
 from omnicx.settings import Settings
 
 
@@ -57,9 +58,9 @@ class Links:
     def verify(self, purpose: str, token: str, extra: str = "") -> int | None:
         """The message id a token was made for, or ``None`` if it is not ours."""
         head, _, sig = token.partition(".")
-        if not head.isdigit() or len(head) > 19:
+        message_id = row_id(head)
+        if message_id is None:
             return None
-        message_id = int(head)
         good = self.token(purpose, message_id, extra)
         return message_id if hmac.compare_digest(good, token) else None
 

@@ -127,7 +127,7 @@ class RequestMiddleware:
                 message = f"more than {limit.per} requests in {limit.seconds}s; retry later"
                 await _refuse(send_wrapper, path, 429, "rate_limited", message, int(wait))
                 return
-            if declared.isdigit() and int(declared) > self.max_bytes:
+            if declared.isascii() and declared.isdigit() and int(declared) > self.max_bytes:
                 raise BodyTooLarge(self.max_bytes)
             await self.app(scope, receive_wrapper, send_wrapper)
         except BodyTooLarge:
